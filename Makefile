@@ -1,0 +1,59 @@
+# kmm_interactive: everything a fresh clone needs is installed from here, into .venv.
+#   make demo           JupyterLab on the pricing tour (127.0.0.1 only)
+#   make demo-headless  the same pricing, printed in the terminal
+#   make test           lint, types, unit tests and notebooks (what CI runs)
+#   make bench          benchmarks, printed as ratios measured side by side
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# JupyterLab refuses to run as root without being told.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+.PHONY: help demo demo-headless test lint typecheck unit notebooks bench clean
+
+help:
+	@sed -n '2,6p' Makefile
+
+$(PY):
+	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else f"kmm_interactive needs Python >= 3.11, found {v.major}.{v.minor}; run: make PYTHON=python3.11 ...")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) notebooks/00_pricing.ipynb
+
+demo-headless: $(VENV)/.installed
+	$(BIN)/kmm quote --sport nba --theo 0.62 --tau 2h --config kmm.toml
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed-test
+	$(BIN)/pytest -q
+
+notebooks: $(VENV)/.installed-test
+	$(BIN)/pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=300 notebooks
+
+test: lint typecheck unit notebooks
+
+bench: $(VENV)/.installed
+	$(PY) bench/bench_pricing.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,168 @@
+"""The ``kmm`` command.
+
+``kmm check-config [PATH]`` validates a configuration file; ``kmm quote`` prints the quote
+table a sport profile gives for a game at a theo, as a trader's sanity check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from kmm_interactive import __version__
+from kmm_interactive.config import ConfigError, load_config, parse_duration
+
+_EPILOG = """\
+examples:
+  kmm check-config kmm.toml
+  kmm quote --sport nba --theo 0.62 --tau 2h
+  kmm quote --sport boxing --theo 0.4 --q=-10,0,10 --model glft
+"""
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text}: a theo must lie strictly between 0 and 1")
+    return value
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text, "--tau")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _inventories(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give whole contract counts separated by commas, e.g. -20,0,20"
+        ) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from kmm_interactive.domain import FeeType
+    from kmm_interactive.pricing.fees import SUPPORTED_FEE_TYPES
+    from kmm_interactive.pricing.quote_table import QuoteModel
+
+    parser = argparse.ArgumentParser(
+        prog="kmm",
+        description="kmm_interactive: a Kalshi sports market maker steered from Jupyter.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"kmm {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("path", nargs="?", default="kmm.toml", help="TOML file (default kmm.toml)")
+
+    quote = commands.add_parser("quote", help="print the quote table for a game")
+    quote.add_argument("--sport", default="nba", help="sport profile (default nba)")
+    quote.add_argument(
+        "--theo", type=_probability, required=True, help="probability that team A wins"
+    )
+    quote.add_argument(
+        "--tau", type=_duration, default=7200.0, help="time to start, e.g. 90m or 2h (default 2h)"
+    )
+    quote.add_argument(
+        "--q",
+        type=_inventories,
+        default=None,
+        help="inventories to show (default: −cap … cap in 9 steps)",
+    )
+    quote.add_argument(
+        "--model",
+        choices=[m.value for m in QuoteModel],
+        default=None,
+        help="quoting model (default: the config's)",
+    )
+    quote.add_argument(
+        "--fee-type",
+        choices=sorted(t.value for t in SUPPORTED_FEE_TYPES),
+        default=FeeType.QUADRATIC_WITH_MAKER_FEES.value,
+        help="the series' fee_type (default quadratic_with_maker_fees)",
+    )
+    quote.add_argument("--config", default=None, help="TOML file (default: built-in defaults)")
+    return parser
+
+
+def _check_config(path: str) -> int:
+    config = load_config(path)
+    print(
+        f"{path}: valid; exchange env {config.exchange.env}, quoting model "
+        f"{config.quoting.model}, {len(config.sports)} sport profiles"
+    )
+    for name, profile in config.sports.items():
+        print(
+            f"  {name:14} gamma={profile.gamma:<6g} cap={profile.cap:<5} "
+            f"sigma={profile.sigma:<8g} k={profile.prior_k:<4g} A={profile.prior_A:<6g} "
+            f"series={','.join(profile.series) or '-'}"
+        )
+    return 0
+
+
+def _quote(args: argparse.Namespace) -> int:
+    from kmm_interactive.domain import FeeType, PriceGrid
+    from kmm_interactive.pricing.hjb import solve_quote_table
+    from kmm_interactive.pricing.quote_table import BookInputs, QuoteProblem
+
+    config = load_config(args.config)
+    profile = config.profile(args.sport)
+    fee_type = FeeType(args.fee_type)
+    grid = PriceGrid.linear_cent()
+
+    def book(theo: float) -> BookInputs:
+        return BookInputs(
+            grid=grid, theo=theo, A=profile.prior_A, k=profile.prior_k, fee_type=fee_type
+        )
+
+    problem = QuoteProblem(
+        book_a=book(args.theo),
+        book_b=book(1.0 - args.theo),
+        gamma=profile.gamma,
+        q_max=profile.cap,
+        sigma=profile.sigma,
+        horizon=max(config.quoting.horizon, args.tau),
+        n_tau=config.quoting.tau_points,
+    )
+    model = args.model or config.quoting.model
+    table = solve_quote_table(problem, model)
+    cap = profile.cap
+    shown = args.q if args.q is not None else sorted({round(cap * f / 4) for f in range(-4, 5)})
+    frame = table.frame(args.tau).loc[[q for q in shown if -cap <= q <= cap]]
+    print(
+        f"{args.sport}: theo A {args.theo:.4f}, {args.tau / 60:.0f} min to start, model "
+        f"{model}, gamma {profile.gamma:g}/$, cap {cap}, sigma {profile.sigma:g} $/√s, "
+        f"A {profile.prior_A:g}/s, k {profile.prior_k:g}/¢, fees {fee_type.value}"
+    )
+    print("q > 0 is long team A (YES A or NO B); prices are YES prices in dollars.")
+    print(frame.to_string(float_format=lambda x: f"{x:.2f}", na_rep="—"))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "check-config":
+            return _check_config(args.path)
+        if args.command == "quote":
+            return _quote(args)
+    except (ConfigError, KeyError, ValueError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"kmm: error: {message}", file=sys.stderr)
+        return 2
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Kalshi trading fees: the quadratic taker and maker formulas and their rounding.
+
+Per fill (reference/apis.md §1.7)::
+
+    taker = round_up(0.07   × multiplier × C × P × (1 − P))
+    maker = round_up(0.0175 × multiplier × C × P × (1 − P))   only if fee_type is
+                                                              quadratic_with_maker_fees
+
+The charged amount is rounded *up* to the member's precision: a cent for ordinary members
+(the default here), $0.0001 for direct members. Kalshi refunds accumulated rounding per
+order, so for pricing decisions the expected fee per contract is the unrounded formula:
+:func:`fee_per_contract` gives that, as a float, for the quoting math.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import ROUND_CEILING, Decimal
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from kmm_interactive.domain import ONE, ZERO, FeeType, validate_price
+
+TAKER_COEFFICIENT: Final = Decimal("0.07")
+MAKER_COEFFICIENT: Final = Decimal("0.0175")
+CENT: Final = Decimal("0.01")
+DIRECT_MEMBER_PRECISION: Final = Decimal("0.0001")
+
+#: Fee types whose formulas we know; others raise, so that no series is quoted on a guess.
+SUPPORTED_FEE_TYPES: Final = frozenset({FeeType.QUADRATIC, FeeType.QUADRATIC_WITH_MAKER_FEES})
+
+
+class UnsupportedFeeType(ValueError):
+    """A series whose fee formula this package does not implement."""
+
+
+def check_fee_type(fee_type: FeeType) -> None:
+    if fee_type not in SUPPORTED_FEE_TYPES:
+        allowed = ", ".join(sorted(t.value for t in SUPPORTED_FEE_TYPES))
+        raise UnsupportedFeeType(
+            f"fee_type {fee_type.value!r} is not supported (allowed: {allowed}); "
+            "the series cannot be priced"
+        )
+
+
+def _quadratic(
+    coefficient: Decimal, price: Decimal, count: Decimal, multiplier: Decimal, rounding: Decimal
+) -> Decimal:
+    for name, value in (("price", price), ("count", count), ("fee_multiplier", multiplier)):
+        if not isinstance(value, Decimal):
+            raise TypeError(f"{name} must be a Decimal, not {type(value).__name__}")
+    validate_price(price)
+    if count < 0:
+        raise ValueError(f"count = {count} must not be negative")
+    if multiplier < 0:
+        raise ValueError(f"fee_multiplier = {multiplier} must not be negative")
+    if rounding <= 0:
+        raise ValueError(f"rounding = {rounding} must be positive")
+    raw = coefficient * multiplier * count * price * (ONE - price)
+    return (raw / rounding).to_integral_value(rounding=ROUND_CEILING) * rounding
+
+
+def taker_fee(
+    price: Decimal,
+    count: Decimal,
+    fee_multiplier: Decimal = ONE,
+    *,
+    rounding: Decimal = CENT,
+) -> Decimal:
+    """Fee in dollars for taking ``count`` contracts at YES price ``price`` in one fill."""
+    return _quadratic(TAKER_COEFFICIENT, price, count, fee_multiplier, rounding)
+
+
+def maker_fee(
+    price: Decimal,
+    count: Decimal,
+    fee_multiplier: Decimal = ONE,
+    *,
+    fee_type: FeeType = FeeType.QUADRATIC_WITH_MAKER_FEES,
+    rounding: Decimal = CENT,
+) -> Decimal:
+    """Fee in dollars when a resting order fills ``count`` contracts at ``price``.
+
+    Zero unless the series' ``fee_type`` is ``quadratic_with_maker_fees``.
+    """
+    check_fee_type(fee_type)
+    fee = _quadratic(MAKER_COEFFICIENT, price, count, fee_multiplier, rounding)
+    return fee if fee_type is FeeType.QUADRATIC_WITH_MAKER_FEES else ZERO
+
+
+def fee_per_contract(
+    prices: Sequence[Decimal],
+    *,
+    maker: bool,
+    fee_type: FeeType,
+    fee_multiplier: Decimal = ONE,
+) -> NDArray[np.float64]:
+    """Expected fee per contract at each price, unrounded, as floats for the quoting math.
+
+    Computed exactly and converted last, so that P and 1 − P get bit-identical fees.
+    """
+    check_fee_type(fee_type)
+    if maker and fee_type is not FeeType.QUADRATIC_WITH_MAKER_FEES:
+        return np.zeros(len(prices), dtype=np.float64)
+    scale = (MAKER_COEFFICIENT if maker else TAKER_COEFFICIENT) * fee_multiplier
+    return np.array([float(scale * p * (ONE - p)) for p in prices], dtype=np.float64)
