@@ -110,19 +110,17 @@ def _check_config(path: str) -> int:
 
 
 def _quote(args: argparse.Namespace) -> int:
-    from kmm_interactive.domain import FeeType, PriceGrid
+    from kmm_interactive.domain import FeeType, PriceGrid, SeriesFees
     from kmm_interactive.pricing.hjb import solve_quote_table
     from kmm_interactive.pricing.quote_table import BookInputs, QuoteProblem
 
     config = load_config(args.config)
     profile = config.profile(args.sport)
-    fee_type = FeeType(args.fee_type)
+    fees = SeriesFees(FeeType(args.fee_type))
     grid = PriceGrid.linear_cent()
 
     def book(theo: float) -> BookInputs:
-        return BookInputs(
-            grid=grid, theo=theo, A=profile.prior_A, k=profile.prior_k, fee_type=fee_type
-        )
+        return BookInputs(grid=grid, theo=theo, A=profile.prior_A, k=profile.prior_k, fees=fees)
 
     problem = QuoteProblem(
         book_a=book(args.theo),
@@ -141,7 +139,7 @@ def _quote(args: argparse.Namespace) -> int:
     print(
         f"{args.sport}: theo A {args.theo:.4f}, {args.tau / 60:.0f} min to start, model "
         f"{model}, gamma {profile.gamma:g}/$, cap {cap}, sigma {profile.sigma:g} $/√s, "
-        f"A {profile.prior_A:g}/s, k {profile.prior_k:g}/¢, fees {fee_type.value}"
+        f"A {profile.prior_A:g}/s, k {profile.prior_k:g}/¢, fees {fees.fee_type.value}"
     )
     print("q > 0 is long team A (YES A or NO B); prices are YES prices in dollars.")
     print(frame.to_string(float_format=lambda x: f"{x:.2f}", na_rep="—"))

@@ -26,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import MappingProxyType, NoneType, UnionType
 from typing import Any, Final, NewType, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 from kmm_interactive.pricing.consensus import ConsensusParams
 from kmm_interactive.pricing.devig import DevigMethod
@@ -50,19 +51,28 @@ class ConfigError(ValueError):
 
 
 _MISSING: Final = object()
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*)+$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
-_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# Units largest first, each at most once: "1h30m", "2m30s", "250ms".
+_DURATION = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?!s))?"
+    r"\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*(?:(\d+(?:\.\d+)?)\s*ms)?\s*$"
+)
+_UNIT_SECONDS: Final = (86400.0, 3600.0, 60.0, 1.0, 0.001)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def parse_duration(value: object, key: str = "duration") -> float:
     """Seconds from a number or a string such as "90s", "5m", "1h30m", "250ms"."""
     if isinstance(value, bool):
         raise ConfigError(key, value, "not a duration", "seconds, or e.g. '90s', '5m', '1h30m'")
+    match = _DURATION.match(value) if isinstance(value, str) else None
     if isinstance(value, int | float):
         seconds = float(value)
-    elif isinstance(value, str) and _DURATION.match(value):
-        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
+    elif match and any(match.groups()):
+        seconds = sum(
+            float(n) * unit
+            for n, unit in zip(match.groups(), _UNIT_SECONDS, strict=True)
+            if n is not None
+        )
     else:
         raise ConfigError(key, value, "not a duration", "seconds, or e.g. '90s', '5m', '1h30m'")
     if not math.isfinite(seconds) or seconds < 0:
@@ -211,24 +221,38 @@ class ExchangeConfig(_Section):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _check_env_name("key_id_env", self.key_id_env)
+        _check_env_name("private_key_path_env", self.private_key_path_env)
         for name, scheme, suffix in (
-            ("rest_url", "https://", "/trade-api/v2"),
-            ("ws_url", "wss://", "/trade-api/ws/v2"),
+            ("rest_url", "https", "/trade-api/v2"),
+            ("ws_url", "wss", "/trade-api/ws/v2"),
         ):
             url = getattr(self, name)
-            if url is not None and not (
-                url.startswith(scheme) and url.rstrip("/").endswith(suffix)
-            ):
-                raise ConfigError(name, url, "is not a Kalshi API URL", f"{scheme}<host>{suffix}")
+            if url is None:
+                continue
+            _check_url(name, url, scheme, suffix)
+            if self.env not in KALSHI_ENDPOINTS:
+                raise ConfigError(
+                    name,
+                    url,
+                    f"overrides a host, but env is {self.env!r}",
+                    "only with env = demo or prod",
+                )
+        if (self.rest_url is None) != (self.ws_url is None):
+            given = "rest_url" if self.ws_url is None else "ws_url"
+            raise ConfigError(
+                given,
+                getattr(self, given),
+                "overrides one host only",
+                "rest_url and ws_url together, for the same environment",
+            )
 
     def endpoints(self) -> Endpoints | None:
-        """The REST and WS URLs, or None for the embedded exchange (chosen at start)."""
+        """The REST and WS URLs, or None for the embedded exchange (started on loopback)."""
         base = KALSHI_ENDPOINTS.get(self.env)
-        if base is None and self.rest_url is None:
+        if base is None:
             return None
-        rest = self.rest_url or (base.rest if base else "")
-        ws = self.ws_url or (base.ws if base else "")
-        return Endpoints(rest, ws)
+        return Endpoints(self.rest_url or base.rest, self.ws_url or base.ws)
 
 
 @dataclass(frozen=True)
@@ -252,6 +276,16 @@ class OddsConfig(_Section):
             "betus",
         )
     )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_url("base_url", self.base_url, "https", "")
+        _check_env_name("api_key_env", self.api_key_env)
+        if not self.bookmakers:
+            raise ConfigError("bookmakers", [], "is empty", "at least one bookmaker key")
+        seen = [b for i, b in enumerate(self.bookmakers) if b in self.bookmakers[:i]]
+        if seen:
+            raise ConfigError("bookmakers", list(self.bookmakers), f"lists {seen[0]} twice")
 
 
 @dataclass(frozen=True)
@@ -286,6 +320,16 @@ class TheoConfig(_Section):
 @dataclass(frozen=True)
 class RiskConfig(_Section):
     """Limits the risk layer enforces; each breach has its own named halt."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_session_loss < self.max_game_loss:
+            raise ConfigError(
+                "max_session_loss",
+                self.max_session_loss,
+                f"is below max_game_loss ({self.max_game_loss})",
+                "max_session_loss >= max_game_loss",
+            )
 
     start_buffer: Seconds = setting(
         Seconds(300.0), lo=0.0, hi=86400.0, about="cancel a game's orders this long before start"
@@ -340,6 +384,13 @@ class SportProfile(_Section):
     prior_k: float = setting(0.5, lo=0.0, hi=MAX_K, lo_open=True, about="per cent of distance")
     sigma: float = setting(0.0, lo=0.0, hi=0.01, about="theo volatility, dollars per √second")
     quote_size: int = setting(25, lo=1, hi=100_000, about="contracts per side")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.quote_size > self.cap:
+            raise ConfigError(
+                "quote_size", self.quote_size, f"exceeds the cap ({self.cap})", "quote_size <= cap"
+            )
 
     @property
     def intensity_prior(self) -> IntensityPrior:
@@ -420,6 +471,33 @@ class Config:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sports", MappingProxyType(dict(self.sports)))
+        books = self.odds.bookmakers
+        if self.theo.anchor not in books:
+            raise ConfigError(
+                "theo.anchor", self.theo.anchor, "is not among odds.bookmakers", ", ".join(books)
+            )
+        if self.theo.min_books > len(books):
+            raise ConfigError(
+                "theo.min_books",
+                self.theo.min_books,
+                f"exceeds the {len(books)} bookmakers pulled",
+                f"at most len(odds.bookmakers) = {len(books)}",
+            )
+        if self.theo.max_age < self.refresh.odds:
+            raise ConfigError(
+                "theo.max_age",
+                self.theo.max_age,
+                f"is shorter than refresh.odds ({self.refresh.odds} s): every theo "
+                "would expire between pulls",
+                "theo.max_age >= refresh.odds",
+            )
+        if self.risk.start_buffer >= self.quoting.horizon:
+            raise ConfigError(
+                "risk.start_buffer",
+                self.risk.start_buffer,
+                f"is not below quoting.horizon ({self.quoting.horizon} s)",
+                "start_buffer < horizon",
+            )
         owner: dict[str, str] = {}
         for name, profile in self.sports.items():
             for series in profile.series:
@@ -457,6 +535,26 @@ _SECTIONS: Final[Mapping[str, type[_Section]]] = MappingProxyType(
         "refresh": RefreshConfig,
     }
 )
+
+
+def _check_url(name: str, url: str, scheme: str, suffix: str) -> None:
+    parsed = urlsplit(url)
+    if (
+        parsed.scheme != scheme
+        or not parsed.hostname
+        or not parsed.path.rstrip("/").endswith(suffix)
+    ):
+        raise ConfigError(name, url, "is not a usable URL", f"{scheme}://<host>{suffix}")
+
+
+def _check_env_name(name: str, value: str) -> None:
+    if not _ENV_NAME.match(value):
+        raise ConfigError(
+            name,
+            value,
+            "is not an environment variable name",
+            "letters, digits and _, not starting with a digit",
+        )
 
 
 def _build(cls: type[Any], table: Any, prefix: str, base: Any = None) -> Any:

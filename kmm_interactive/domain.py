@@ -109,6 +109,10 @@ class PriceBand:
     end: Decimal
     step: Decimal
 
+    def __post_init__(self) -> None:
+        for name in ("start", "end", "step"):
+            object.__setattr__(self, name, parse_dollars(getattr(self, name), f"band {name}"))
+
 
 @dataclass(frozen=True)
 class PriceGrid:
@@ -206,14 +210,14 @@ class PriceGrid:
         """The price of a tick as Kalshi's fixed-point string ("0.5600")."""
         return format_dollars(self.price(tick))
 
-    def tick_at_or_below(self, price: Decimal) -> int | None:
+    def tick_at_or_below(self, price: Decimal | str) -> int | None:
         """The highest tick whose price is <= ``price`` (None below the lowest level)."""
-        i = bisect.bisect_right(self.levels, price) - 1
+        i = bisect.bisect_right(self.levels, parse_dollars(price)) - 1
         return i if i >= 0 else None
 
-    def tick_at_or_above(self, price: Decimal) -> int | None:
+    def tick_at_or_above(self, price: Decimal | str) -> int | None:
         """The lowest tick whose price is >= ``price`` (None above the highest level)."""
-        i = bisect.bisect_left(self.levels, price)
+        i = bisect.bisect_left(self.levels, parse_dollars(price))
         return i if i < len(self.levels) else None
 
     @cached_property
@@ -309,6 +313,27 @@ class FeeType(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class SeriesFees:
+    """How a series charges: its ``fee_type`` and ``fee_multiplier`` (formulas: pricing/fees.py)."""
+
+    fee_type: FeeType = FeeType.QUADRATIC
+    multiplier: Decimal = ONE
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "fee_type", FeeType(self.fee_type))
+        except ValueError:
+            allowed = ", ".join(t.value for t in FeeType)
+            raise ValueError(
+                f"fee_type = {self.fee_type!r}: unknown (allowed: {allowed})"
+            ) from None
+        multiplier = _to_decimal(self.multiplier, "fee_multiplier")
+        if multiplier < 0:
+            raise ValueError(f"fee_multiplier = {self.multiplier}: must be >= 0")
+        object.__setattr__(self, "multiplier", multiplier)
+
+
+@dataclass(frozen=True)
 class Market:
     """One binary market (one team's YES book) and what pricing needs to know about it."""
 
@@ -316,14 +341,11 @@ class Market:
     event_ticker: str
     team: str
     grid: PriceGrid
-    fee_type: FeeType = FeeType.QUADRATIC
-    fee_multiplier: Decimal = ONE
+    fees: SeriesFees = SeriesFees()
 
     def __post_init__(self) -> None:
         if not self.ticker or not self.event_ticker:
             raise ValueError("a market needs a ticker and an event ticker")
-        if self.fee_multiplier < 0:
-            raise ValueError(f"{self.ticker}: fee_multiplier {self.fee_multiplier} is negative")
 
 
 @dataclass(frozen=True)
@@ -398,7 +420,12 @@ class Fill:
     client_order_id: str | None = None
 
     def __post_init__(self) -> None:
-        validate_price(self.price, f"fill {self.fill_id} price")
+        where = f"fill {self.fill_id}"
+        object.__setattr__(
+            self, "price", validate_price(parse_dollars(self.price, f"{where} price"))
+        )
+        object.__setattr__(self, "count", parse_count(self.count, f"{where} count"))
+        object.__setattr__(self, "fee", parse_dollars(self.fee, f"{where} fee"))
         if self.count <= 0:
             raise ValueError(f"fill {self.fill_id}: count {self.count} must be positive")
         if self.fee < 0:
@@ -431,7 +458,10 @@ class OrderState(enum.StrEnum):
 
 
 _TRANSITIONS: Final[Mapping[OrderState, frozenset[OrderState]]] = {
-    OrderState.PENDING_NEW: frozenset({OrderState.RESTING, OrderState.DONE, OrderState.UNKNOWN}),
+    # A cancel (or a kill switch's cancel-all) can go out before the create is acknowledged.
+    OrderState.PENDING_NEW: frozenset(
+        {OrderState.RESTING, OrderState.PENDING_CANCEL, OrderState.DONE, OrderState.UNKNOWN}
+    ),
     OrderState.RESTING: frozenset(
         {
             OrderState.RESTING,  # a partial fill or a decrease keeps it resting
@@ -471,13 +501,16 @@ class Order:
     order_id: str | None = None
 
     def __post_init__(self) -> None:
-        validate_price(self.price, f"order {self.client_order_id} price")
+        where = f"order {self.client_order_id}"
+        object.__setattr__(
+            self, "price", validate_price(parse_dollars(self.price, f"{where} price"))
+        )
+        object.__setattr__(self, "count", parse_count(self.count, f"{where} count"))
+        object.__setattr__(self, "filled", parse_count(self.filled, f"{where} filled"))
         if self.count <= 0:
-            raise ValueError(f"order {self.client_order_id}: count {self.count} must be positive")
-        if not ZERO <= self.filled <= self.count:
-            raise ValueError(
-                f"order {self.client_order_id}: filled {self.filled} outside 0 … {self.count}"
-            )
+            raise ValueError(f"{where}: count {self.count} must be positive")
+        if self.filled > self.count:
+            raise ValueError(f"{where}: filled {self.filled} exceeds count {self.count}")
 
     @property
     def remaining(self) -> Decimal:

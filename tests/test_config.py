@@ -23,8 +23,12 @@ BAD = [
         "exchange.env = 'staging': is not one of the choices (allowed: embedded, demo, prod)",
     ),
     (
-        '[exchange]\nrest_url = "http://localhost/api"',
-        "exchange.rest_url = 'http://localhost/api': is not a Kalshi API URL (allowed: https://<host>/trade-api/v2)",
+        '[exchange]\nenv = "prod"\nrest_url = "http://localhost/api"',
+        "exchange.rest_url = 'http://localhost/api': is not a usable URL (allowed: https://<host>/trade-api/v2)",
+    ),
+    (
+        '[exchange]\nrest_url = "https://api.elections.kalshi.com/trade-api/v2"',
+        "exchange.rest_url = 'https://api.elections.kalshi.com/trade-api/v2': overrides a host, but env is 'embedded' (allowed: only with env = demo or prod)",
     ),
     (
         "[exchange]\ncolour = 1",
@@ -112,6 +116,58 @@ BAD = [
     ),
     ("sports = 5", "sports = 5: must be a table of sport profiles"),
     ('theo = "x"', "theo = 'x': must be a table of settings"),
+    (
+        '[exchange]\nenv = "prod"\nrest_url = "https:///trade-api/v2"\nws_url = "wss://h/trade-api/ws/v2"',
+        "exchange.rest_url = 'https:///trade-api/v2': is not a usable URL (allowed: https://<host>/trade-api/v2)",
+    ),
+    (
+        '[exchange]\nenv = "prod"\nws_url = "wss://api.elections.kalshi.com/trade-api/ws/v2"',
+        "exchange.ws_url = 'wss://api.elections.kalshi.com/trade-api/ws/v2': overrides one host only (allowed: rest_url and ws_url together, for the same environment)",
+    ),
+    (
+        '[exchange]\nkey_id_env = "MY KEY"',
+        "exchange.key_id_env = 'MY KEY': is not an environment variable name (allowed: letters, digits and _, not starting with a digit)",
+    ),
+    (
+        "[odds]\nbookmakers = []",
+        "odds.bookmakers = []: is empty (allowed: at least one bookmaker key)",
+    ),
+    (
+        '[odds]\nbookmakers = ["pinnacle", "fanduel", "pinnacle"]',
+        "odds.bookmakers = ['pinnacle', 'fanduel', 'pinnacle']: lists pinnacle twice",
+    ),
+    (
+        '[odds]\nbase_url = "http://api.the-odds-api.com"',
+        "odds.base_url = 'http://api.the-odds-api.com': is not a usable URL (allowed: https://<host>)",
+    ),
+    (
+        '[odds]\nbookmakers = ["draftkings", "fanduel"]',
+        "theo.anchor = 'pinnacle': is not among odds.bookmakers (allowed: draftkings, fanduel)",
+    ),
+    (
+        "[theo]\nmin_books = 12",
+        "theo.min_books = 12: exceeds the 10 bookmakers pulled (allowed: at most len(odds.bookmakers) = 10)",
+    ),
+    (
+        '[theo]\nmax_age = "20m"',
+        "theo.max_age = 1200.0: is shorter than refresh.odds (1800.0 s): every theo would expire between pulls (allowed: theo.max_age >= refresh.odds)",
+    ),
+    (
+        '[risk]\nmax_session_loss = "100"',
+        "risk.max_session_loss = Decimal('100'): is below max_game_loss (250) (allowed: max_session_loss >= max_game_loss)",
+    ),
+    (
+        '[risk]\nstart_buffer = "7h"',
+        "risk.start_buffer = 25200.0: is not below quoting.horizon (21600.0 s) (allowed: start_buffer < horizon)",
+    ),
+    (
+        "[sports.boxing]\nquote_size = 50",
+        "sports.boxing.quote_size = 50: exceeds the cap (15) (allowed: quote_size <= cap)",
+    ),
+    (
+        '[theo]\nmax_age = "5m5m"',
+        "theo.max_age = '5m5m': not a duration (allowed: seconds, or e.g. '90s', '5m', '1h30m')",
+    ),
 ]
 
 
@@ -160,7 +216,7 @@ def test_overrides_keep_the_other_keys_and_new_profiles_can_start_from_a_base():
     config = config_from_mapping(
         tomllib.loads(
             '[sports.nba]\ngamma = 0.05\n[sports.kbl]\nbase = "nba"\nseries = ["KXKBLGAME"]\n'
-            'odds_sport = "basketball_kbl"\ncap = 20'
+            'odds_sport = "basketball_kbl"\ncap = 20\nquote_size = 10'
         )
     )
     assert config.sports["nba"].gamma == 0.05
@@ -198,7 +254,9 @@ def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "5", "5 minutes", "-1m", "1h-5m", True, None, -3])
+@pytest.mark.parametrize(
+    "text", ["", "5", "5 minutes", "-1m", "1h-5m", "5m5m", "30m1h", "ms", True, None, -3]
+)
 def test_bad_durations(text):
     with pytest.raises(ConfigError):
         parse_duration(text)
@@ -210,10 +268,16 @@ def test_endpoints():
     assert demo == KALSHI_ENDPOINTS["demo"]
     assert demo.rest == "https://external-api.demo.kalshi.co/trade-api/v2"
     prod = config_from_mapping(
-        {"exchange": {"env": "prod", "rest_url": "https://api.elections.kalshi.com/trade-api/v2"}}
+        {
+            "exchange": {
+                "env": "prod",
+                "rest_url": "https://api.elections.kalshi.com/trade-api/v2",
+                "ws_url": "wss://api.elections.kalshi.com/trade-api/ws/v2",
+            }
+        }
     )
     assert prod.exchange.endpoints().rest.startswith("https://api.elections")
-    assert prod.exchange.endpoints().ws == KALSHI_ENDPOINTS["prod"].ws
+    assert prod.exchange.endpoints().ws.startswith("wss://api.elections")
 
 
 def test_files_that_cannot_be_read(tmp_path):

@@ -97,6 +97,27 @@ def test_wrong_outcome_count_is_dropped():
     assert result.dropped["fanduel"] == "3 outcomes, expected 2"
 
 
+def test_future_timestamps_and_clock_rules():
+    books = [book("pinnacle", 1.6, 2.5), book("draftkings", 1.57, 2.45, age_minutes=-10)]
+    result = consensus(books, NOW, ConsensusParams(devig_method="multiplicative", min_books=1))
+    assert result.dropped["draftkings"] == "last update 600 s in the future"
+    with pytest.raises(ValueError, match="timezone-aware"):
+        BookOdds("pinnacle", (1.6, 2.5), datetime(2026, 11, 21, 18, 0))
+    with pytest.raises(ValueError, match="now must be timezone-aware"):
+        consensus(books, datetime(2026, 11, 21, 18, 0), PARAMS)
+
+
+def test_the_anchor_decides_the_outcome_count():
+    books = [
+        BookOdds("pinnacle", (2.5, 2.9, 3.3), FRESH),
+        book("draftkings", 1.6, 2.5),
+        book("fanduel", 1.62, 2.4),
+    ]
+    result = consensus(books, NOW, ConsensusParams(devig_method="shin", min_books=1))
+    assert len(result.probabilities) == 3
+    assert result.dropped["draftkings"] == "2 outcomes, expected 3"
+
+
 def test_three_way_soccer():
     books = [
         BookOdds("pinnacle", (2.5, 2.9, 3.3), FRESH),

@@ -88,6 +88,9 @@ def test_negative_margin_is_handled():
         ([float("nan"), 2.0], "must be finite and > 1"),
         ([float("inf"), 2.0], "must be finite and > 1"),
         (["2.0", 2.0], "is not a number"),
+        ([1e6, 1e6], "booksum of 0.000"),
+        ([1e300, 1.5], "booksum of 0.667"),
+        ([1.2, 1.2], "booksum of 1.667"),
     ],
 )
 def test_bad_odds(odds, message):

@@ -16,6 +16,7 @@ from kmm_interactive.domain import (
     OffGridError,
     Order,
     OrderState,
+    PriceBand,
     PriceGrid,
     Side,
     format_count,
@@ -112,6 +113,10 @@ def test_prices_outside_zero_one_are_refused():
 
 def test_snapping_rounds_bids_down_and_asks_up():
     grid = PriceGrid.from_price_ranges(TAPERED)
+    with pytest.raises(TypeError, match="not float"):
+        grid.tick_at_or_below(0.55)
+    with pytest.raises(TypeError, match="not float"):
+        PriceBand(0.0, 1.0, 0.01)
     assert grid.price(grid.tick_at_or_below(Decimal("0.1055"))) == Decimal("0.10")
     assert grid.price(grid.tick_at_or_above(Decimal("0.1055"))) == Decimal("0.11")
     assert grid.tick_at_or_below(Decimal("0.0005")) is None
@@ -224,3 +229,41 @@ def test_order_state_machine():
         order.transition(OrderState.PENDING_AMEND)
     with pytest.raises(ValueError, match="filled"):
         resting.transition(OrderState.RESTING, filled=Decimal(11))
+    # A kill switch may cancel an order whose create is still in flight.
+    assert order.transition(OrderState.PENDING_CANCEL).state is OrderState.PENDING_CANCEL
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "message"),
+    [
+        ({"price": 0.55}, TypeError, "price must be a string, int or Decimal, not float"),
+        ({"count": 10.0}, TypeError, "count must be a string, int or Decimal, not float"),
+        ({"price": Decimal("0.5512345")}, ValueError, "more than 6 decimals"),
+        ({"count": Decimal("1.005")}, ValueError, "more than 2 decimals"),
+        ({"price": Decimal("1.2")}, ValueError, "strictly between 0 and 1"),
+    ],
+)
+def test_orders_and_fills_refuse_inexact_money(fields, error, message):
+    order = {
+        "client_order_id": "c",
+        "ticker": "T",
+        "side": Side.BID,
+        "price": Decimal("0.55"),
+        "count": Decimal(10),
+    } | fields
+    with pytest.raises(error, match=message):
+        Order(**order)
+    fill = {
+        "fill_id": "f",
+        "order_id": "o",
+        "ticker": "T",
+        "side": Side.BID,
+        "price": Decimal("0.55"),
+        "count": Decimal(10),
+        "fee": Decimal(0),
+        "is_taker": False,
+        "ts": datetime.now(UTC),
+    } | fields
+    with pytest.raises(error, match=message):
+        Fill(**fill)
+    assert Order("c", "T", Side.BID, "0.55", 10).price == Decimal("0.55")  # strings and ints parse

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kmm_interactive.domain import FeeType
+from kmm_interactive.domain import FeeType, SeriesFees
 from kmm_interactive.pricing.fees import (
     DIRECT_MEMBER_PRECISION,
     UnsupportedFeeType,
@@ -34,6 +34,14 @@ def test_direct_member_rounding_and_multiplier():
 
 def test_maker_fee_only_on_maker_fee_series():
     assert maker_fee(D("0.50"), D(100), fee_type=FeeType.QUADRATIC) == D(0)
+    # The wire gives strings: they must mean the same as the enum, never a silent zero.
+    assert maker_fee(D("0.50"), D(100), fee_type="quadratic_with_maker_fees") == D("0.44")
+    assert maker_fee(D("0.50"), D(100), fee_type="quadratic") == D(0)
+    with pytest.raises(UnsupportedFeeType, match="'mystery' is unknown"):
+        maker_fee(D("0.50"), D(1), fee_type="mystery")
+    assert SeriesFees("quadratic_with_maker_fees").fee_type is FeeType.QUADRATIC_WITH_MAKER_FEES
+    with pytest.raises(ValueError, match="fee_multiplier = -1"):
+        SeriesFees(multiplier=D(-1))
     with pytest.raises(UnsupportedFeeType, match="'flat' is not supported"):
         maker_fee(D("0.50"), D(1), fee_type=FeeType.FLAT)
 
@@ -77,9 +85,12 @@ def test_bad_inputs(kwargs, error, message):
 
 def test_fee_per_contract_is_the_unrounded_formula():
     levels = [D("0.01"), D("0.50"), D("0.99")]
-    maker = fee_per_contract(levels, maker=True, fee_type=FeeType.QUADRATIC_WITH_MAKER_FEES)
+    maker = fee_per_contract(levels, maker=True, fees=SeriesFees(FeeType.QUADRATIC_WITH_MAKER_FEES))
     np.testing.assert_allclose(maker, [0.0175 * 0.01 * 0.99, 0.004375, 0.0175 * 0.99 * 0.01])
     assert maker[0] == maker[2]  # bit-identical for P and 1 − P
-    assert not fee_per_contract(levels, maker=True, fee_type=FeeType.QUADRATIC).any()
-    taker = fee_per_contract(levels, maker=False, fee_type=FeeType.QUADRATIC)
+    assert not fee_per_contract(levels, maker=True, fees=SeriesFees()).any()
+    taker = fee_per_contract(levels, maker=False, fees=SeriesFees())
+    np.testing.assert_allclose(
+        fee_per_contract(levels, maker=False, fees=SeriesFees(multiplier=D("0.5"))), taker / 2
+    )
     assert taker[1] == pytest.approx(0.0175)

@@ -1,16 +1,17 @@
+import bisect
 from decimal import Decimal
 
 import numpy as np
 import pytest
 
-from kmm_interactive.domain import Side
+from kmm_interactive.domain import PriceGrid, Side
 from kmm_interactive.pricing.intensity import (
     FitLimits,
     IntensityPrior,
     IntensitySource,
+    TapeTrade,
     fit_own_quotes,
     fit_trade_tape,
-    trade_depth_cents,
 )
 
 PRIOR = IntensityPrior(A=0.02, k=0.3)
@@ -77,37 +78,62 @@ def test_bad_inputs_are_refused():
         IntensityPrior(A=0.0, k=0.5)
 
 
-def test_trade_depth_is_measured_from_the_resting_side():
-    # A taker buying YES at 0.58 with theo 0.55 would have lifted our ask up to 3 cents out.
-    assert trade_depth_cents(Decimal("0.58"), Side.BID, 0.55) == pytest.approx(3.0)
-    assert trade_depth_cents(Decimal("0.51"), Side.ASK, 0.55) == pytest.approx(4.0)
-    assert trade_depth_cents(Decimal("0.53"), Side.BID, 0.55) < 0
+TAPERED = PriceGrid.from_price_ranges(
+    [
+        {"start": "0", "end": "0.1", "step": "0.001"},
+        {"start": "0.1", "end": "0.9", "step": "0.01"},
+        {"start": "0.9", "end": "1", "step": "0.001"},
+    ]
+)
 
 
-@pytest.mark.parametrize(("A", "k", "seed"), [(0.05, 0.5, 7), (0.3, 0.2, 8)])
-def test_recovers_A_and_k_from_the_tape(A, k, seed):
-    rng = np.random.default_rng(seed)
-    duration = 50_000.0
-    theo = 0.55
+def simulate_tape(rng, grid, theo, A, k, duration):
+    """Takers on each side reach a depth D ~ Exp(k) cents beyond theo, at A per second, and
+    print at the deepest level they reach (or on their good side of theo if none)."""
     trades = []
-    for side in (Side.BID, Side.ASK):
-        n = rng.poisson(A * duration)
-        # Depth beyond theo, on the cent grid: P(D >= d) = e^(−k·d) for whole cents d.
-        depth = np.floor(rng.exponential(1.0 / k, n))
-        # Some takers trade on their good side of theo: they must not count.
-        inside = -rng.integers(1, 4, rng.poisson(0.2 * n))
-        for d in np.concatenate([depth, inside]):
-            price = Decimal(str(round(theo + side.sign * d / 100, 2)))
-            trades.append(trade_depth_cents(price, side, theo))
-    est = fit_trade_tape(trades, duration, PRIOR, tick_cents=1.0)
+    for taker in (Side.BID, Side.ASK):
+        resting = taker.opposite
+        gap = [float((Decimal(theo) - p) * resting.sign * 100) for p in grid.levels]
+        ladder = sorted((d, p) for d, p in zip(gap, grid.levels, strict=True) if d >= 0)
+        depths = [d for d, _ in ladder]
+        inside = [p for d, p in zip(gap, grid.levels, strict=True) if d < 0]
+        good_side = max(inside) if resting is Side.ASK else min(inside)
+        for depth in rng.exponential(1 / k, rng.poisson(A * duration)):
+            j = bisect.bisect_right(depths, depth) - 1
+            trades.append(TapeTrade(ladder[j][1] if j >= 0 else good_side, taker))
+    return trades
+
+
+@pytest.mark.parametrize(
+    ("grid", "theo", "A", "k", "seed"),
+    [
+        (PriceGrid.linear_cent(), 0.55, 0.05, 0.5, 7),
+        (PriceGrid.linear_cent(), 0.553, 0.05, 0.5, 8),  # theo between two levels
+        (PriceGrid.linear_cent(), 0.4771, 0.3, 0.2, 9),
+        (TAPERED, 0.0523, 0.05, 0.8, 10),  # in the $0.001 band
+        (TAPERED, 0.905, 0.1, 0.3, 11),  # astride a band edge
+    ],
+)
+def test_recovers_A_and_k_from_the_tape(grid, theo, A, k, seed):
+    rng = np.random.default_rng(seed)
+    duration = 40_000.0
+    est = fit_trade_tape(
+        simulate_tape(rng, grid, theo, A, k, duration), theo, grid, duration, PRIOR
+    )
     assert est.source is IntensitySource.TAPE
     assert est.A == pytest.approx(A, rel=0.10)
     assert est.k == pytest.approx(k, rel=0.10)
+    assert abs(est.k - k) < 3 * est.relative_se_k * est.k
 
 
-def test_a_short_tape_falls_back_to_the_prior():
-    est = fit_trade_tape([1.0, 2.0, -1.0], 600.0, PRIOR)
+def test_a_short_or_odd_tape_falls_back_to_the_prior():
+    grid = PriceGrid.linear_cent()
+    trades = [TapeTrade(Decimal("0.57"), Side.BID), TapeTrade(Decimal("0.50"), Side.BID)]
+    est = fit_trade_tape(trades, 0.55, grid, 600.0, PRIOR)
     assert est.source is IntensitySource.PRIOR
-    assert "2 trades reached theo" in est.reason
+    assert "1 trades reached theo" in est.reason  # the second printed below theo
+    at_first_level = [TapeTrade(Decimal("0.56"), Side.BID)] * 30
+    est = fit_trade_tape(at_first_level, 0.55, grid, 600.0, PRIOR)
+    assert "first level past theo" in est.reason
     with pytest.raises(ValueError, match="duration_seconds"):
-        fit_trade_tape([1.0], 0.0, PRIOR)
+        fit_trade_tape(trades, 0.55, grid, 0.0, PRIOR)

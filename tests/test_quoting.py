@@ -5,8 +5,10 @@ from functools import cache
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kmm_interactive.domain import FeeType, GameSide, PriceGrid
+from kmm_interactive.domain import FeeType, GameSide, PriceGrid, SeriesFees
 from kmm_interactive.pricing.hjb import solve_quote_table
 from kmm_interactive.pricing.quote_table import NO_QUOTE, BookInputs, QuoteProblem, QuoteTable
 
@@ -30,7 +32,7 @@ def table(
     horizon=6 * 3600.0,
 ) -> QuoteTable:
     def book(p):
-        return BookInputs(grid=grid, theo=p, A=A, k=k, fee_type=fee)
+        return BookInputs(grid=grid, theo=p, A=A, k=k, fees=SeriesFees(fee))
 
     problem = QuoteProblem(
         book_a=book(theo),
@@ -158,6 +160,64 @@ def test_g_larger_sigma_or_gamma_widens_the_skew():
         assert (low < high).any()
 
 
+# ---------------------------------------------------------------- robustness
+
+TAPERED = PriceGrid.from_price_ranges(
+    [
+        {"start": "0", "end": "0.1", "step": "0.001"},
+        {"start": "0.1", "end": "0.9", "step": "0.01"},
+        {"start": "0.9", "end": "1", "step": "0.001"},
+    ]
+)
+
+
+def test_refining_the_tau_grid_changes_no_quote_by_more_than_a_tick():
+    # A stiff game: heavy inventories unwind through theo at thousands of fills per second
+    # in the model. A solver that is only stable, not accurate, moves by dozens of ticks.
+    def solve(n_tau):
+        a = BookInputs(grid=TAPERED, theo=0.904, A=0.15, k=0.99)
+        b = BookInputs(grid=TAPERED, theo=0.096, A=0.2, k=1.1)
+        problem = QuoteProblem(
+            book_a=a, book_b=b, gamma=0.275, q_max=38, sigma=1.3e-3, horizon=20_000.0, n_tau=n_tau
+        )
+        return solve_quote_table(problem).ticks
+
+    coarse, fine = solve(24), solve(90)  # every 4th point of the fine τ grid is a coarse one
+    fine = fine[[0, *range(1, 90, 4)]]
+    np.testing.assert_array_equal(coarse == NO_QUOTE, fine == NO_QUOTE)
+    assert np.abs(coarse - fine).max() <= 1
+
+
+@settings(max_examples=25)
+@given(
+    grid=st.sampled_from([CENT, TAPERED]),
+    theo=st.floats(0.02, 0.98),
+    gamma=st.floats(0.001, 1.0),
+    sigma=st.sampled_from([0.0, 1e-4, 1e-3]),
+    k=st.floats(0.05, 3.0),
+    A=st.floats(0.001, 5.0),
+    game=st.booleans(),
+    maker_fees=st.booleans(),
+)
+def test_quotes_are_monotone_in_q_whatever_the_parameters(
+    grid, theo, gamma, sigma, k, A, game, maker_fees
+):
+    fees = SeriesFees(FeeType.QUADRATIC_WITH_MAKER_FEES if maker_fees else FeeType.QUADRATIC)
+    a = BookInputs(grid=grid, theo=theo, A=A, k=k, fees=fees)
+    b = BookInputs(grid=grid, theo=1 - theo, A=A, k=k, fees=fees) if game else None
+    t = solve_quote_table(
+        QuoteProblem(
+            book_a=a, book_b=b, gamma=gamma, q_max=25, sigma=sigma, horizon=7200.0, n_tau=24
+        )
+    )
+    for i, side in enumerate(t.sides):
+        ticks = t.ticks[:, :, i].astype(float)
+        ticks[ticks == NO_QUOTE] = np.nan
+        steps = np.diff(ticks, axis=1)
+        steps = steps[~np.isnan(steps)]
+        assert (steps <= 0).all() if side.leg.value == "a" else (steps >= 0).all(), str(side)
+
+
 # ---------------------------------------------------------------- two books, one inventory
 
 
@@ -179,6 +239,11 @@ def test_a_game_quotes_both_books_on_one_inventory():
 
 def test_lookup_rules():
     t = table()
+    # Fractional inventories (fractional fills) read the row one contract further out.
+    assert t.quote(Decimal("2.5"), 600.0) == t.quote(3, 600.0)
+    assert t.quote(Decimal("-0.01"), 600.0) == t.quote(-1, 600.0)
+    with pytest.raises(TypeError, match="int or Decimal"):
+        t.quote(2.5, 600.0)
     assert t.quote(0, -1.0) == t.quote(0, float("nan")) == type(t.quote(0, 0))()
     i = 40
     between = (t.tau[i] + t.tau[i + 1]) / 2
@@ -217,12 +282,25 @@ def test_bad_problems(change, message):
         ({"theo": 1.0}, "strictly between 0 and 1"),
         ({"A": 0.0}, "A = 0.0"),
         ({"k": 9.0}, r"k = 9.0: decay per cent of distance must be in \(0, 5.0\]"),
-        ({"fee_type": FeeType.FLAT}, "'flat' is not supported"),
+        ({"fees": SeriesFees(FeeType.FLAT)}, "'flat' is not supported"),
     ],
 )
 def test_bad_books(change, message):
     with pytest.raises(ValueError, match=message):
         BookInputs(**({"grid": CENT, "theo": 0.5, "A": 0.05, "k": 0.5} | change))
+
+
+def test_the_two_books_of_a_game_must_agree_on_theo():
+    a = BookInputs(grid=CENT, theo=0.6, A=0.05, k=0.5)
+    b = BookInputs(grid=CENT, theo=0.45, A=0.05, k=0.5)
+    with pytest.raises(ValueError, match=r"must sum to 1 \(override both books together\)"):
+        QuoteProblem(book_a=a, book_b=b, gamma=0.02, q_max=5)
+
+
+def test_glft_refuses_work_that_would_stall_a_notebook():
+    book = BookInputs(grid=CENT, theo=0.5, A=0.05, k=5.0)
+    with pytest.raises(ValueError, match=r"series terms .* use the HJB model"):
+        solve_quote_table(QuoteProblem(book_a=book, gamma=2.0, q_max=100, sigma=3e-3), "glft")
 
 
 def test_unknown_model_and_glft_needs_one_k():

@@ -39,6 +39,8 @@ from kmm_interactive.pricing.quote_table import (
 
 #: A series term below this fraction of the running sum no longer changes it.
 _NEGLIGIBLE_LOG: Final = math.log(1e-17)
+#: The series costs about 15 µs a term at Q = 200; beyond this it would stall a notebook.
+MAX_SERIES_TERMS: Final = 200_000
 
 
 def solve(problem: QuoteProblem, model: QuoteModel) -> QuoteTable:
@@ -87,6 +89,13 @@ def _glft_prices(
     log_down = np.logaddexp.reduce([log_eta(problem.book(s.leg).A) for s in sides if s.q_sign < 0])
     diag = 0.5 * k * gamma * problem.sigma**2 * problem.q**2
 
+    spectral_bound = float(diag.max()) + math.exp(log_up) + math.exp(log_down)
+    terms = spectral_bound * float(tau[-1]) + len(tau) * 20
+    if terms > MAX_SERIES_TERMS:
+        raise ValueError(
+            f"the exact GLFT solution needs about {terms:,.0f} series terms for these "
+            f"parameters (limit {MAX_SERIES_TERMS:,}); use the HJB model"
+        )
     log_w = np.empty((len(tau), len(problem.q)))
     log_w[0] = -(k / gamma) * problem.terminal_log_phi()
     for i in range(1, len(tau)):
@@ -134,7 +143,7 @@ def _log_expm_action(
         if n > spectral_bound * dt and float(np.max(term - total)) < _NEGLIGIBLE_LOG:
             result: NDArray[np.float64] = total - c * dt
             return result
-        if n > 10_000_000:  # pragma: no cover - bounded by spectral_bound·dt above
+        if n > MAX_SERIES_TERMS:  # pragma: no cover - bounded by spectral_bound·dt above
             raise ArithmeticError("GLFT series did not converge")
 
 

@@ -2,8 +2,10 @@
 
 Rules, in order:
 
-1. A book whose odds cannot be devigged (wrong outcome count, odds <= 1) is dropped.
-2. A book whose ``last_update`` is older than ``max_book_age`` is dropped.
+1. A book whose odds cannot be devigged (odds <= 1, an implausible booksum, or an outcome
+   count other than the anchor's, or the most common one without an anchor) is dropped.
+2. A book whose ``last_update`` is older than ``max_book_age``, or more than a minute ahead
+   of our clock, is dropped.
 3. The reference is the anchor book (Pinnacle) when it survives 1–2, else the median of
    the remaining books. A book further than ``outlier_tolerance`` from the reference on any
    outcome is dropped (the anchor itself is never an outlier).
@@ -13,6 +15,8 @@ Rules, in order:
 5. Fewer than ``min_books`` books left means no theo, with the reason.
 
 Outcome order is the caller's: every book's odds list the outcomes in the same order.
+Without an anchor, two books can both sit within the tolerance of their median while
+being twice that apart; the dispersion in the result shows it.
 """
 
 from __future__ import annotations
@@ -22,8 +26,12 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Final
 
 from kmm_interactive.pricing.devig import devig, parse_method
+
+#: A book's last_update may run this far ahead of our clock before it counts as bad data.
+MAX_CLOCK_SKEW: Final = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,10 @@ class BookOdds:
     bookmaker: str
     odds: tuple[float, ...]
     last_update: datetime
+
+    def __post_init__(self) -> None:
+        if self.last_update.tzinfo is None:
+            raise ValueError(f"{self.bookmaker}: last_update must be timezone-aware")
 
 
 @dataclass(frozen=True)
@@ -80,11 +92,12 @@ def consensus(
 ) -> Consensus:
     """Combine many books into one theo for a game (see the module doc for the rules)."""
     params = params or ConsensusParams()
+    if now.tzinfo is None:
+        raise ValueError("consensus: now must be timezone-aware")
     dropped: dict[str, str] = {}
     fair: dict[str, tuple[float, ...]] = {}
     updated: dict[str, datetime] = {}
-    # The outcome count most books agree on; a book that disagrees is malformed.
-    n_outcomes = statistics.mode(len(b.odds) for b in books) if books else 0
+    n_outcomes = _outcome_count(books, params.anchor)
     for book in books:
         if book.bookmaker in fair or book.bookmaker in dropped:
             dropped[book.bookmaker] = "listed twice"
@@ -95,6 +108,8 @@ def consensus(
             dropped[book.bookmaker] = f"{len(book.odds)} outcomes, expected {n_outcomes}"
         elif age > params.max_book_age:
             dropped[book.bookmaker] = f"stale: last update {_minutes(age)} ago"
+        elif -age > MAX_CLOCK_SKEW:
+            dropped[book.bookmaker] = f"last update {-age.total_seconds():.0f} s in the future"
         else:
             try:
                 fair[book.bookmaker] = devig(book.odds, params.devig_method)
@@ -142,6 +157,15 @@ def consensus(
     return Consensus(
         theo, None, anchor is not None, tuple(used), dropped, per_book, dispersion, newest
     )
+
+
+def _outcome_count(books: Sequence[BookOdds], anchor: str) -> int:
+    """The anchor's outcome count, else the one most books give; disagreeing books are
+    malformed (a 2-way line among 3-way ones)."""
+    for book in books:
+        if book.bookmaker == anchor:
+            return len(book.odds)
+    return statistics.mode(len(b.odds) for b in books) if books else 0
 
 
 def _mean(rows: Sequence[tuple[float, ...]]) -> tuple[float, ...] | None:

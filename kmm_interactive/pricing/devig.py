@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable, Sequence
+from typing import Final
 
 
 class DevigMethod(enum.StrEnum):
@@ -36,6 +37,10 @@ def parse_method(method: str) -> DevigMethod:
         raise ValueError(f"devig method {method!r} is unknown (allowed: {allowed})") from None
 
 
+#: Booksums outside this range are not a bookmaker's prices (a typo, a suspended market).
+PLAUSIBLE_BOOKSUM: Final = (0.9, 1.3)
+
+
 def implied_probabilities(decimal_odds: Sequence[float]) -> tuple[float, ...]:
     """``1/o`` for each outcome, after checking the odds are usable."""
     if len(decimal_odds) not in (2, 3):
@@ -45,7 +50,15 @@ def implied_probabilities(decimal_odds: Sequence[float]) -> tuple[float, ...]:
             raise ValueError(f"odds[{i}] = {odds!r} is not a number")
         if not math.isfinite(odds) or odds <= 1.0:
             raise ValueError(f"odds[{i}] = {odds!r}: decimal odds must be finite and > 1")
-    return tuple(1.0 / float(o) for o in decimal_odds)
+    implied = tuple(1.0 / float(o) for o in decimal_odds)
+    booksum = math.fsum(implied)
+    lo, hi = PLAUSIBLE_BOOKSUM
+    if not lo <= booksum <= hi:
+        raise ValueError(
+            f"odds {tuple(decimal_odds)} imply a booksum of {booksum:.3f}; "
+            f"a real book's lies within {lo} … {hi}"
+        )
+    return implied
 
 
 def devig(decimal_odds: Sequence[float], method: str = "multiplicative") -> tuple[float, ...]:

@@ -21,7 +21,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from kmm_interactive.domain import ONE, ZERO, FeeType, validate_price
+from kmm_interactive.domain import ONE, ZERO, FeeType, SeriesFees, validate_price
 
 TAKER_COEFFICIENT: Final = Decimal("0.07")
 MAKER_COEFFICIENT: Final = Decimal("0.0175")
@@ -36,13 +36,19 @@ class UnsupportedFeeType(ValueError):
     """A series whose fee formula this package does not implement."""
 
 
-def check_fee_type(fee_type: FeeType) -> None:
-    if fee_type not in SUPPORTED_FEE_TYPES:
-        allowed = ", ".join(sorted(t.value for t in SUPPORTED_FEE_TYPES))
+def check_fee_type(fee_type: FeeType | str) -> FeeType:
+    """The fee type as a :class:`FeeType`, if its formula is implemented here."""
+    allowed = ", ".join(sorted(t.value for t in SUPPORTED_FEE_TYPES))
+    try:
+        known = FeeType(fee_type)
+    except ValueError:
+        raise UnsupportedFeeType(f"fee_type {fee_type!r} is unknown (allowed: {allowed})") from None
+    if known not in SUPPORTED_FEE_TYPES:
         raise UnsupportedFeeType(
-            f"fee_type {fee_type.value!r} is not supported (allowed: {allowed}); "
+            f"fee_type {known.value!r} is not supported (allowed: {allowed}); "
             "the series cannot be priced"
         )
+    return known
 
 
 def _quadratic(
@@ -78,31 +84,26 @@ def maker_fee(
     count: Decimal,
     fee_multiplier: Decimal = ONE,
     *,
-    fee_type: FeeType = FeeType.QUADRATIC_WITH_MAKER_FEES,
+    fee_type: FeeType | str = FeeType.QUADRATIC_WITH_MAKER_FEES,
     rounding: Decimal = CENT,
 ) -> Decimal:
     """Fee in dollars when a resting order fills ``count`` contracts at ``price``.
 
     Zero unless the series' ``fee_type`` is ``quadratic_with_maker_fees``.
     """
-    check_fee_type(fee_type)
+    charged = check_fee_type(fee_type) is FeeType.QUADRATIC_WITH_MAKER_FEES
     fee = _quadratic(MAKER_COEFFICIENT, price, count, fee_multiplier, rounding)
-    return fee if fee_type is FeeType.QUADRATIC_WITH_MAKER_FEES else ZERO
+    return fee if charged else ZERO
 
 
 def fee_per_contract(
-    prices: Sequence[Decimal],
-    *,
-    maker: bool,
-    fee_type: FeeType,
-    fee_multiplier: Decimal = ONE,
+    prices: Sequence[Decimal], *, maker: bool, fees: SeriesFees
 ) -> NDArray[np.float64]:
     """Expected fee per contract at each price, unrounded, as floats for the quoting math.
 
     Computed exactly and converted last, so that P and 1 − P get bit-identical fees.
     """
-    check_fee_type(fee_type)
-    if maker and fee_type is not FeeType.QUADRATIC_WITH_MAKER_FEES:
+    if maker and check_fee_type(fees.fee_type) is not FeeType.QUADRATIC_WITH_MAKER_FEES:
         return np.zeros(len(prices), dtype=np.float64)
-    scale = (MAKER_COEFFICIENT if maker else TAKER_COEFFICIENT) * fee_multiplier
+    scale = (MAKER_COEFFICIENT if maker else TAKER_COEFFICIENT) * fees.multiplier
     return np.array([float(scale * p * (ONE - p)) for p in prices], dtype=np.float64)

@@ -18,20 +18,25 @@ How it is solved
 * For fixed prices, a side's gain ``λ·(1 − e^(−γe)·x)`` with ``x = e^(ψ_(q±1) − ψ_q)`` is a
   line in x, so the best price is read off the upper envelope of a few lines (built once
   per solve, then a binary search per q): exact for the discrete grid and fees, and cheap.
-* Each step is semi-implicit: prices are chosen at the start of the step, then the linear
-  system for ``y = φ_new / φ_start`` is solved. It is tridiagonal and diagonally dominant
-  (the chosen prices have non-negative gain), so y > 0 and ψ stays in range for any step
-  length: the τ grid can be sparse far from the start. The σ term is added exactly after
-  the step (splitting).
-* Local Richardson extrapolation (one full step, two half steps, ψ = 2·ψ_half − ψ_full)
-  makes the scheme second order, which keeps it within a tick of the GLFT closed form
-  even on $0.0001 grids; being in log space, the extrapolation cannot go negative.
-* Quotes move fastest right after τ = 0 (the terminal condition has a kink in time), so
-  the first interval of the τ grid is cut into geometric substeps.
+* Implicit Euler in τ, σ term included. For given prices the step is a tridiagonal system
+  in ``y = φ_new / φ_iterate``, diagonally dominant (the chosen prices have non-negative
+  gain, and the σ potential is shifted by its maximum), so y > 0 and ψ stays in range for
+  any step length: the τ grid can be sparse far from the start, and the quasi-stationary
+  profile reached there is exact (the steps are functions of one operator).
+* Each step is first tried semi-implicit (prices chosen at its start: one solve), as one
+  full step and two half steps. Their difference is the error estimate; if it exceeds about
+  one price level, the step is redone with Howard policy iteration (prices consistent with
+  the end of the step), and if that still misses, halved. The accepted value is Richardson's
+  ψ = 2·ψ_half − ψ_full (second order; in log space it cannot go negative). Table rows read
+  prices from the nearest non-decreasing ψ differences (see :meth:`_Stepper.table_row`).
+* Right after τ = 0 heavy inventories unwind through theo at enormous modelled rates: a
+  boundary layer that one fully implicit (L-stable) step resolves; then the first interval
+  of the τ grid is cut into geometric substeps, where quotes move fastest.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -42,9 +47,9 @@ from numpy.typing import NDArray
 from scipy.linalg import lapack
 
 from kmm_interactive.domain import Side
+from kmm_interactive.pricing import closed_form
 from kmm_interactive.pricing.fees import fee_per_contract
 from kmm_interactive.pricing.quote_table import (
-    CENTS_PER_DOLLAR,
     NO_QUOTE,
     BookInputs,
     QuoteModel,
@@ -56,6 +61,12 @@ from kmm_interactive.pricing.quote_table import (
 #: fraction of the interval long.
 FIRST_INTERVAL_SUBSTEPS: Final = 16
 FIRST_SUBSTEP_FRACTION: Final = 1e-4
+#: A step is accepted when its estimated error in ψ differences is below this many times
+#: γ·(finest tick), about the ψ difference that separates two neighbouring prices.
+TOLERANCE_TICKS: Final = 1.0
+#: Howard policy iterations per step (it settles in two or three) and step halvings.
+MAX_POLICY_ITERATIONS: Final = 50
+MAX_HALVINGS: Final = 20
 
 _gtsv = lapack.get_lapack_funcs("gtsv", (np.zeros(1),))
 
@@ -64,8 +75,6 @@ def solve_quote_table(
     problem: QuoteProblem, model: QuoteModel | str = QuoteModel.HJB
 ) -> QuoteTable:
     """Solve ``problem`` with one of the quoting models (the HJB solver by default)."""
-    from kmm_interactive.pricing import closed_form
-
     try:
         chosen = QuoteModel(model)
     except ValueError:
@@ -94,10 +103,8 @@ def _side_envelope(book: BookInputs, side: Side, gamma: float) -> _Envelope:
     theo = Decimal(book.theo)
     # Distance from theo in exact arithmetic, so that p = 0.5 mirrors bit for bit.
     d = np.array([float((theo - p) * side.sign) for p in levels])
-    fee = fee_per_contract(
-        levels, maker=True, fee_type=book.fee_type, fee_multiplier=book.fee_multiplier
-    )
-    log_rate = math.log(book.A) - book.k * CENTS_PER_DOLLAR * d
+    fee = fee_per_contract(levels, maker=True, fees=book.fees)
+    log_rate = math.log(book.A) - book.k_per_dollar * d
     log_slope = log_rate - gamma * (d - fee)
     return _upper_envelope(np.exp(log_rate), log_slope, np.arange(len(levels), dtype=np.int32))
 
@@ -144,7 +151,7 @@ _Coefficients = tuple[
 
 
 class _Stepper:
-    """One game's HJB steps: price choice at a given ψ and the semi-implicit step."""
+    """One game's HJB steps: the price choice at a given ψ, and implicit steps in τ."""
 
     def __init__(self, problem: QuoteProblem) -> None:
         self.n = 2 * problem.q_max + 1
@@ -152,7 +159,16 @@ class _Stepper:
         self.envelopes = [
             _side_envelope(problem.book(side.leg), side.side, problem.gamma) for side in self.sides
         ]
-        self.variance_rate = 0.5 * (problem.gamma * problem.sigma * problem.q) ** 2
+        self.raises = [side.q_sign > 0 for side in self.sides]  # hoisted out of the hot loop
+        # The σ term ½γ²σ²q² grows φ; shifting it down by its maximum keeps every implicit
+        # system diagonally dominant, and the shift comes back as a constant in ψ.
+        potential = 0.5 * (problem.gamma * problem.sigma * problem.q) ** 2
+        self.shift = float(potential.max())
+        self.headroom = self.shift - potential
+        self.ones = np.ones(self.n)
+        books = [problem.book(leg) for leg in {side.leg for side in self.sides}]
+        finest = min(min(b - a for a, b in itertools.pairwise(book.grid.levels)) for book in books)
+        self.tolerance = TOLERANCE_TICKS * problem.gamma * float(finest)
 
     def coefficients(self, psi: NDArray[np.float64]) -> _Coefficients:
         """At ψ: each row's total rate, the weights of y_(q+1) and y_(q−1), and the segments
@@ -162,11 +178,12 @@ class _Stepper:
         upper = np.zeros(self.n - 1)
         lower = np.zeros(self.n - 1)
         segments = []
-        for side, env in zip(self.sides, self.envelopes, strict=True):
-            dpsi = up_dpsi if side.q_sign > 0 else -up_dpsi
+        down_dpsi = -up_dpsi
+        for raises, env in zip(self.raises, self.envelopes, strict=True):
+            dpsi = up_dpsi if raises else down_dpsi
             seg = np.searchsorted(env.log_breaks, dpsi)
             weight = np.exp(env.log_slope[seg] + dpsi)
-            if side.q_sign > 0:  # no raising side at q = Q
+            if raises:  # no raising side at q = Q
                 diag[:-1] += env.rate[seg]
                 upper += weight
             else:  # no lowering side at q = −Q
@@ -175,50 +192,87 @@ class _Stepper:
             segments.append(seg)
         return diag, upper, lower, segments
 
-    def ticks(self, segments: list[NDArray[np.intp]]) -> NDArray[np.int32]:
-        """One table row: each side's tick per q (none past the cap)."""
+    def table_row(self, psi: NDArray[np.float64]) -> NDArray[np.int32]:
+        """The quotes at ψ: each side's tick per q (none past the cap).
+
+        Prices are read from the nearest non-decreasing sequence of ψ differences. The exact
+        one is non-decreasing (ψ is convex in q, which is what makes bids and asks fall as
+        q rises); rounding in the extrapolated steps can dent it by far less than a price
+        level, which would otherwise make a quote flicker by a tick from one q to the next.
+        """
+        up_dpsi = _nondecreasing(psi[1:] - psi[:-1])
         row = np.full((self.n, len(self.sides)), NO_QUOTE, dtype=np.int32)
-        for i, (side, env, seg) in enumerate(
-            zip(self.sides, self.envelopes, segments, strict=True)
-        ):
-            row[slice(None, -1) if side.q_sign > 0 else slice(1, None), i] = env.tick[seg]
+        for i, (raises, env) in enumerate(zip(self.raises, self.envelopes, strict=True)):
+            seg = np.searchsorted(env.log_breaks, up_dpsi if raises else -up_dpsi)
+            row[slice(None, -1) if raises else slice(1, None), i] = env.tick[seg]
         return row
 
     def step(
-        self,
-        psi: NDArray[np.float64],
-        dt: float,
-        coefficients: _Coefficients,
-    ) -> NDArray[np.float64]:
-        diag, upper, lower, _ = coefficients
-        *_, y, info = _gtsv(-dt * lower, 1.0 + dt * diag, -dt * upper, np.ones(self.n))
-        if info != 0:  # pragma: no cover - the system is diagonally dominant
-            raise ArithmeticError(f"HJB step: tridiagonal solve failed (LAPACK info {info})")
-        ratio: NDArray[np.float64] = y
-        return psi + np.log(ratio) + dt * self.variance_rate
+        self, psi: NDArray[np.float64], dt: float, start: _Coefficients, *, howard: bool
+    ) -> tuple[NDArray[np.float64], _Coefficients | None]:
+        """One implicit Euler step of length dt from ψ; prices chosen at ψ (``howard=False``)
+        or iterated until they are the best prices for the new ψ (``howard=True``).
 
-    def extrapolated_step(self, psi: NDArray[np.float64], dt: float) -> NDArray[np.float64]:
-        start = self.coefficients(psi)
-        full = self.step(psi, dt, start)
-        half = self.step(psi, 0.5 * dt, start)
-        half = self.step(half, 0.5 * dt, self.coefficients(half))
-        extrapolated: NDArray[np.float64] = 2.0 * half - full
-        return extrapolated
+        Returns the new ψ and, when known, the coefficients at it."""
+        coefficients = start
+        iterate = psi
+        rhs = self.ones  # φ_start / φ_iterate, 1 on the first solve
+        for _ in range(MAX_POLICY_ITERATIONS if howard else 1):
+            diag, upper, lower, segments = coefficients
+            *_, y, info = _gtsv(-dt * lower, 1.0 + dt * (self.headroom + diag), -dt * upper, rhs)
+            if info != 0:  # pragma: no cover - the system is diagonally dominant
+                raise ArithmeticError(f"HJB step: tridiagonal solve failed (LAPACK info {info})")
+            ratio: NDArray[np.float64] = y
+            iterate = iterate + np.log(ratio)
+            if not howard:
+                return iterate + dt * self.shift, None
+            coefficients = self.coefficients(iterate)
+            if all(map(np.array_equal, coefficients[3], segments)):
+                break
+            rhs = np.exp(psi - iterate)
+        return iterate + dt * self.shift, coefficients
+
+    def advance(
+        self, psi: NDArray[np.float64], dt: float, start: _Coefficients, depth: int = 0
+    ) -> NDArray[np.float64]:
+        """ψ after dt from ψ (whose coefficients are ``start``), error held under tolerance."""
+        for howard in (False, True):
+            full, _ = self.step(psi, dt, start, howard=howard)
+            half, middle = self.step(psi, 0.5 * dt, start, howard=howard)
+            half, _ = self.step(half, 0.5 * dt, middle or self.coefficients(half), howard=howard)
+            gap = half - full
+            # Only differences of ψ across q set prices, so that is where error is measured.
+            if float(np.max(np.abs(gap[1:] - gap[:-1]))) <= self.tolerance:
+                return half + gap  # Richardson: 2·half − full
+        if depth >= MAX_HALVINGS:
+            return half + gap  # as good as this precision allows
+        midway = self.advance(psi, 0.5 * dt, start, depth + 1)
+        return self.advance(midway, 0.5 * dt, self.coefficients(midway), depth + 1)
+
+
+def _nondecreasing(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """A non-decreasing sequence within the violations' size of ``values``: the mean of the
+    running maximum from the left and the running minimum from the right (both
+    non-decreasing, both equal to ``values`` where it already is)."""
+    from_left = np.maximum.accumulate(values)
+    from_right = np.minimum.accumulate(values[::-1])[::-1]
+    result: NDArray[np.float64] = 0.5 * (from_left + from_right)
+    return result
 
 
 def solve_hjb(problem: QuoteProblem) -> QuoteTable:
     """The discrete HJB quote table (see the module doc)."""
     stepper = _Stepper(problem)
     tau = problem.tau_grid()
-    first = np.concatenate(
-        ([0.0], np.geomspace(tau[1] * FIRST_SUBSTEP_FRACTION, tau[1], FIRST_INTERVAL_SUBSTEPS))
-    )
+    first = np.geomspace(tau[1] * FIRST_SUBSTEP_FRACTION, tau[1], FIRST_INTERVAL_SUBSTEPS)
     psi = problem.terminal_log_phi()
     ticks = np.empty((len(tau), stepper.n, len(stepper.sides)), dtype=np.int32)
-    ticks[0] = stepper.ticks(stepper.coefficients(psi)[3])
+    ticks[0] = stepper.table_row(psi)
+    psi, after = stepper.step(psi, float(first[0]), stepper.coefficients(psi), howard=True)
+    here = after or stepper.coefficients(psi)  # after the boundary layer
     for i in range(1, len(tau)):
-        substeps = first if i == 1 else tau[i - 1 : i + 1]
-        for dt in np.diff(substeps):
-            psi = stepper.extrapolated_step(psi, float(dt))
-        ticks[i] = stepper.ticks(stepper.coefficients(psi)[3])
+        for dt in np.diff(first if i == 1 else tau[i - 1 : i + 1]):
+            psi = stepper.advance(psi, float(dt), here)
+            here = stepper.coefficients(psi)
+        ticks[i] = stepper.table_row(psi)
     return QuoteTable(problem, QuoteModel.HJB, tau, ticks)

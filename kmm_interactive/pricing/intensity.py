@@ -9,8 +9,8 @@ Two sources, best first:
   fills' mean distance. Standard errors come from the Fisher information.
 * **The public trade tape**: a trade ``D`` cents beyond theo (a taker buying YES above
   theo, or selling below it) would have filled a quote of ours at any δ ≤ D. Under the
-  model those depths are exponential (geometric on a tick grid) with rate k, and trades
-  reaching theo arrive at A per side.
+  model those depths are exponential with rate k and trades reaching theo arrive at A per
+  side; prices on a grid only bound D between two levels, and the fit uses exactly that.
 
 When the data are thin (too few fills or trades, one distance only, or k too uncertain)
 the estimate is the sport's prior, with confidence 0 and the reason.
@@ -28,7 +28,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from kmm_interactive.domain import Side
+from kmm_interactive.domain import PriceGrid, Side
 
 #: The largest k (per cent) a fit may return; fills that fall faster sit at the touch only.
 MAX_FIT_K: Final = 20.0
@@ -151,44 +151,85 @@ def fit_own_quotes(
     return _accept(A, k, se_k, total, IntensitySource.OWN_QUOTES, prior, limits)
 
 
-def trade_depth_cents(yes_price: Decimal, taker_side: Side, theo: float) -> float:
-    """How far beyond theo a trade went, from the resting side's point of view, in cents.
+@dataclass(frozen=True)
+class TapeTrade:
+    """One public trade: its YES price and the book side its taker was on."""
 
-    A taker on the bid side (buying YES) lifts resting asks: depth = price − theo. A taker
-    on the ask side hits resting bids: depth = theo − price. Negative means the trade
-    happened on the taker's good side of theo, where no quote of ours would sit.
-    """
-    return 100.0 * taker_side.sign * (float(yes_price) - theo)
+    yes_price: Decimal
+    taker_side: Side
+
+
+def _ladder(grid: PriceGrid, theo: Decimal, resting: Side) -> dict[int, float]:
+    """Distance from theo (cents) of each level of one resting side at or beyond theo."""
+    sign = resting.sign  # a resting bid sits below theo, a resting ask above
+    return {
+        tick: float((theo - price) * sign * 100)
+        for tick, price in enumerate(grid.levels)
+        if (theo - price) * sign >= 0
+    }
 
 
 def fit_trade_tape(
-    depth_cents: Sequence[float],
+    trades: Sequence[TapeTrade],
+    theo: float,
+    grid: PriceGrid,
     duration_seconds: float,
     prior: IntensityPrior,
-    *,
-    tick_cents: float = 1.0,
-    sides: int = 2,
     limits: FitLimits | None = None,
 ) -> IntensityEstimate:
-    """Fit A (per side) and k from public trades' depths beyond theo over a window.
+    """Fit A (per side) and k from the public trades of one market over a window.
 
-    ``tick_cents`` is the grid step the depths sit on (0 for continuous depths); ``sides``
-    is how many sides of the book the tape covers (both, normally).
+    A taker lifting asks at price P would have filled a resting ask of ours anywhere from
+    theo up to P, so each trade tells how deep beyond theo the flow reached. Prices sit on
+    the grid, so a trade at level j only says the depth lies in [d_j, d_(j+1)): the fit
+    maximises that interval likelihood (exact also on tapered grids and when theo falls
+    between levels). A side's first level d0 is reached at rate A·e^(−k·d0).
     """
     limits = limits or FitLimits()
     if not (math.isfinite(duration_seconds) and duration_seconds > 0):
         raise ValueError(f"duration_seconds = {duration_seconds}: must be > 0")
-    if tick_cents < 0 or sides not in (1, 2):
-        raise ValueError("tick_cents must be >= 0 and sides 1 or 2")
-    depth = _as_array(depth_cents, "depth_cents")
-    reached = depth[depth >= 0.0]
-    count = len(reached)
+    exact_theo = Decimal(theo)
+    low: list[float] = []  # depth of the trade's level beyond the side's first level
+    width: list[float] = []  # up to the next level (inf at the last)
+    reached = {Side.BID: 0, Side.ASK: 0}
+    first_depth: dict[Side, float] = {}
+    for resting in (Side.BID, Side.ASK):
+        ladder = _ladder(grid, exact_theo, resting)
+        depths = sorted(ladder.values())
+        if not depths:
+            continue
+        first_depth[resting] = depths[0]
+        following = dict(zip(depths, [*depths[1:], math.inf], strict=True))
+        for trade in trades:
+            if trade.taker_side is not resting.opposite:
+                continue
+            depth = ladder.get(grid.tick(trade.yes_price))
+            if depth is None:
+                continue  # printed on the taker's good side of theo: no quote of ours there
+            reached[resting] += 1
+            low.append(depth - depths[0])
+            width.append(following[depth] - depth)
+    count = len(low)
     if count < limits.min_observations:
         return _prior(prior, count, f"{count} trades reached theo, need {limits.min_observations}")
-    mean = float(reached.mean())
-    if mean <= 0.0:
-        return _prior(prior, count, "every trade printed at theo")
-    # Exponential depths: k = 1/mean; on a grid of step h, geometric: k = ln(1 + h/mean)/h.
-    k = math.log1p(tick_cents / mean) / tick_cents if tick_cents > 0 else 1.0 / mean
-    A = count / (sides * duration_seconds)
-    return _accept(A, k, k / math.sqrt(count), count, IntensitySource.TAPE, prior, limits)
+    a, w = np.array(low), np.array(width)
+    finite = np.isfinite(w)
+
+    def slope(k: float) -> float:  # d(log-likelihood)/dk, falling in k
+        return float(-a.sum() + np.sum(w[finite] / np.expm1(k * w[finite])))
+
+    lo, hi = 1e-6, MAX_FIT_K
+    if slope(lo) <= 0:
+        return _prior(prior, count, "trades do not thin out with depth")
+    if slope(hi) >= 0:
+        return _prior(prior, count, "every trade printed at the first level past theo")
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if slope(mid) > 0 else (lo, mid)
+    k = 0.5 * (lo + hi)
+    wf = w[finite]
+    information = float(np.sum(wf * wf * np.exp(k * wf) / np.expm1(k * wf) ** 2))
+    rates = [reached[s] * math.exp(k * first_depth[s]) / duration_seconds for s in first_depth]
+    A = sum(rates) / len(rates)
+    se_k = 1.0 / math.sqrt(information) if information > 0 else math.inf
+    return _accept(A, k, se_k, count, IntensitySource.TAPE, prior, limits)

@@ -17,13 +17,13 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
 from numpy.typing import NDArray
 
-from kmm_interactive.domain import ONE, FeeType, GameSide, Leg, PriceGrid
+from kmm_interactive.domain import GameSide, Leg, PriceGrid, SeriesFees
 from kmm_interactive.pricing.fees import check_fee_type
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 NO_QUOTE: Final = -1
 CENTS_PER_DOLLAR: Final = 100.0
 MAX_A: Final = 1000.0
+THEO_SUM_TOLERANCE: Final = 1e-9
 MAX_K: Final = 5.0
 
 
@@ -57,8 +58,7 @@ class BookInputs:
     theo: float
     A: float
     k: float
-    fee_type: FeeType = FeeType.QUADRATIC
-    fee_multiplier: Decimal = ONE
+    fees: SeriesFees = SeriesFees()
 
     def __post_init__(self) -> None:
         _check(
@@ -74,7 +74,7 @@ class BookInputs:
             math.isfinite(self.k) and 0.0 < self.k <= MAX_K,
             f"k = {self.k}: decay per cent of distance must be in (0, {MAX_K}]",
         )
-        check_fee_type(self.fee_type)
+        check_fee_type(self.fees.fee_type)
 
     @property
     def k_per_dollar(self) -> float:
@@ -124,6 +124,14 @@ class QuoteProblem:
         _check(
             abs(self.q_target) <= self.q_max, f"q_target = {self.q_target}: must lie within ±q_max"
         )
+        # The terminal condition uses book A's theo; B's edges use B's. They must agree.
+        if self.book_b is not None:
+            total = self.book_a.theo + self.book_b.theo
+            _check(
+                abs(total - 1.0) <= THEO_SUM_TOLERANCE,
+                f"theos {self.book_a.theo} + {self.book_b.theo} = {total}: the two teams of "
+                "one game must sum to 1 (override both books together)",
+            )
 
     @property
     def p(self) -> float:
@@ -205,14 +213,17 @@ class QuoteTable:
         """The grid row used at ``tau_seconds``: the last grid τ at or below it."""
         return max(0, int(np.searchsorted(self.tau, tau_seconds, side="right")) - 1)
 
-    def quote(self, q: int, tau_seconds: float) -> SideTicks:
+    def quote(self, q: int | Decimal, tau_seconds: float) -> SideTicks:
         """Ticks to quote holding ``q`` contracts of team A with ``tau_seconds`` to start.
 
-        Nothing is quoted once the game has started (τ < 0). Beyond the cap, the sides that
-        would grow exposure are off and the others quote as at the cap.
+        A fractional inventory (fills can be fractional) is rounded away from zero: the
+        table is read as if holding slightly more, which only makes it more careful. Nothing
+        is quoted once the game has started (τ < 0). Beyond the cap, the sides that would
+        grow exposure are off and the others quote as at the cap.
         """
         if tau_seconds < 0 or not math.isfinite(tau_seconds):
             return SideTicks()
+        q = whole_contracts(q)
         row = self.ticks[
             self.tau_index(tau_seconds), min(max(q, -self.q_max), self.q_max) + self.q_max
         ]
@@ -246,6 +257,13 @@ class QuoteTable:
         frame = pd.DataFrame.from_dict(rows, orient="index")
         frame.index.name = "q"
         return frame
+
+
+def whole_contracts(q: int | Decimal) -> int:
+    """A signed inventory in whole contracts, rounded away from zero."""
+    if isinstance(q, bool) or not isinstance(q, int | Decimal):
+        raise TypeError(f"inventory must be an int or Decimal, not {type(q).__name__}")
+    return int(q.to_integral_value(rounding=ROUND_UP)) if isinstance(q, Decimal) else q
 
 
 def snap_ticks(grid: PriceGrid, prices: NDArray[np.float64]) -> NDArray[np.int32]:
