@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from kmm_interactive.pricing.consensus import ConsensusParams
 from kmm_interactive.pricing.devig import DevigMethod
 from kmm_interactive.pricing.intensity import IntensityPrior
-from kmm_interactive.pricing.quote_table import MAX_K, QuoteModel
+from kmm_interactive.pricing.quote_table import MAX_K, MAX_Q, QuoteModel
 
 #: A duration in seconds; in TOML a number or a string like "90s", "5m", "1h30m", "250ms".
 Seconds = NewType("Seconds", float)
@@ -51,12 +51,9 @@ class ConfigError(ValueError):
 
 
 _MISSING: Final = object()
-# Units largest first, each at most once: "1h30m", "2m30s", "250ms".
-_DURATION = re.compile(
-    r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?!s))?"
-    r"\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*(?:(\d+(?:\.\d+)?)\s*ms)?\s*$"
-)
-_UNIT_SECONDS: Final = (86400.0, 3600.0, 60.0, 1.0, 0.001)
+# A duration is number-unit parts, units largest first and each at most once ("1h30m").
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?) *(ms|d|h|m|s)(?![A-Za-z]) *", re.ASCII)
+_UNIT_SECONDS: Final = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -64,20 +61,32 @@ def parse_duration(value: object, key: str = "duration") -> float:
     """Seconds from a number or a string such as "90s", "5m", "1h30m", "250ms"."""
     if isinstance(value, bool):
         raise ConfigError(key, value, "not a duration", "seconds, or e.g. '90s', '5m', '1h30m'")
-    match = _DURATION.match(value) if isinstance(value, str) else None
+    parts = _duration_parts(value) if isinstance(value, str) else None
     if isinstance(value, int | float):
         seconds = float(value)
-    elif match and any(match.groups()):
-        seconds = sum(
-            float(n) * unit
-            for n, unit in zip(match.groups(), _UNIT_SECONDS, strict=True)
-            if n is not None
-        )
+    elif parts:
+        seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
     else:
         raise ConfigError(key, value, "not a duration", "seconds, or e.g. '90s', '5m', '1h30m'")
     if not math.isfinite(seconds) or seconds < 0:
         raise ConfigError(key, value, "must be a finite, non-negative duration")
     return seconds
+
+
+def _duration_parts(text: str) -> list[tuple[str, str]] | None:
+    """The (number, unit) parts of a duration string, or None if it is not one."""
+    text = text.strip()
+    parts: list[tuple[str, str]] = []
+    position = 0
+    while position < len(text):
+        match = _DURATION_PART.match(text, position)
+        if match is None:
+            return None
+        parts.append((match[1], match[2]))
+        position = match.end()
+    order = list(_UNIT_SECONDS)
+    ranks = [order.index(unit) for _, unit in parts]
+    return parts if parts and ranks == sorted(set(ranks)) else None
 
 
 def setting(
@@ -374,8 +383,8 @@ class SportProfile(_Section):
 
     odds_sport: str | None = setting(None, about="The Odds API sport key; none = override only")
     series: tuple[str, ...] = setting((), about="Kalshi series tickers of the sport's games")
-    gamma: float = setting(0.02, lo=0.0, hi=10.0, lo_open=True, about="per dollar")
-    cap: int = setting(100, lo=1, hi=100_000, about="contracts of one game's inventory")
+    gamma: float = setting(0.02, lo=0.0, hi=1.0, lo_open=True, about="per dollar")
+    cap: int = setting(100, lo=1, hi=MAX_Q, about="contracts of one game's inventory")
     liquidity_factor: float = setting(
         0.5, lo=0.0, hi=100.0, lo_open=True, about="cap <= factor × observed depth"
     )

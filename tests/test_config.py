@@ -76,7 +76,7 @@ BAD = [
     ),
     (
         "[sports.nba]\ngamma = -1",
-        "sports.nba.gamma = -1.0: must be > 0.0 (allowed: 0.0 < gamma <= 10.0, per dollar)",
+        "sports.nba.gamma = -1.0: must be > 0.0 (allowed: 0.0 < gamma <= 1.0, per dollar)",
     ),
     (
         "[sports.nba]\ngama = 0.1",
@@ -84,7 +84,7 @@ BAD = [
     ),
     (
         "[sports.nba]\ncap = 0",
-        "sports.nba.cap = 0: must be >= 1 (allowed: 1 <= cap <= 100000, contracts of one game's inventory)",
+        "sports.nba.cap = 0: must be >= 1 (allowed: 1 <= cap <= 2000, contracts of one game's inventory)",
     ),
     (
         "[sports.nba]\nprior_k = 9",
@@ -255,7 +255,23 @@ def test_durations(text, seconds):
 
 
 @pytest.mark.parametrize(
-    "text", ["", "5", "5 minutes", "-1m", "1h-5m", "5m5m", "30m1h", "ms", True, None, -3]
+    "text",
+    [
+        "",
+        "5",
+        "5 minutes",
+        "-1m",
+        "1h-5m",
+        "5m5m",
+        "30m1h",
+        "ms",
+        "1hh",
+        "٣s",
+        "5s\n5s",
+        True,
+        None,
+        -3,
+    ],
 )
 def test_bad_durations(text):
     with pytest.raises(ConfigError):

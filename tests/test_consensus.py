@@ -118,6 +118,26 @@ def test_the_anchor_decides_the_outcome_count():
     assert result.dropped["draftkings"] == "2 outcomes, expected 3"
 
 
+def test_a_stale_anchor_does_not_decide_the_outcome_count():
+    old = NOW - timedelta(hours=5)
+    books = [
+        BookOdds("pinnacle", (2.5, 2.9, 3.3), old),
+        book("draftkings", 1.6, 2.5),
+        book("fanduel", 1.62, 2.4),
+        book("betmgm", 1.61, 2.45),
+    ]
+    result = consensus(books, NOW, PARAMS)
+    assert result.ok
+    assert len(result.probabilities) == 2
+    assert result.dropped["pinnacle"].startswith("3 outcomes, expected 2")
+
+
+def test_books_split_on_the_outcome_count_give_no_theo():
+    books = [BookOdds("draftkings", (2.5, 2.9, 3.3), FRESH), book("fanduel", 1.62, 2.4)]
+    result = consensus(books, NOW, PARAMS)
+    assert result.reason == "the books disagree on the number of outcomes"
+
+
 def test_three_way_soccer():
     books = [
         BookOdds("pinnacle", (2.5, 2.9, 3.3), FRESH),

@@ -137,3 +137,6 @@ def test_a_short_or_odd_tape_falls_back_to_the_prior():
     assert "first level past theo" in est.reason
     with pytest.raises(ValueError, match="duration_seconds"):
         fit_trade_tape(trades, 0.55, grid, 0.0, PRIOR)
+    bad_print = [TapeTrade(Decimal("0.555"), Side.BID)]
+    est = fit_trade_tape(bad_print + trades, 0.55, grid, 600.0, PRIOR)
+    assert est.reason == "1 trades reached theo, need 20; 1 off-grid print(s) ignored"

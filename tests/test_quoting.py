@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kmm_interactive.domain import FeeType, GameSide, PriceGrid, SeriesFees
+from kmm_interactive.pricing import hjb
 from kmm_interactive.pricing.hjb import solve_quote_table
 from kmm_interactive.pricing.quote_table import NO_QUOTE, BookInputs, QuoteProblem, QuoteTable
 
@@ -216,6 +217,8 @@ def test_quotes_are_monotone_in_q_whatever_the_parameters(
         steps = np.diff(ticks, axis=1)
         steps = steps[~np.isnan(steps)]
         assert (steps <= 0).all() if side.leg.value == "a" else (steps >= 0).all(), str(side)
+    # Rows are smoothed to be monotone; an accurate solve needs less than a price level of it.
+    assert t.diagnostics["dent_levels"] < 1.0
 
 
 # ---------------------------------------------------------------- two books, one inventory
@@ -244,6 +247,9 @@ def test_lookup_rules():
     assert t.quote(Decimal("-0.01"), 600.0) == t.quote(-1, 600.0)
     with pytest.raises(TypeError, match="int or Decimal"):
         t.quote(2.5, 600.0)
+    assert t.quote(np.int64(3), 600.0) == t.quote(3, 600.0)
+    with pytest.raises(ValueError, match="not a finite number"):
+        t.quote(Decimal("NaN"), 600.0)
     assert t.quote(0, -1.0) == t.quote(0, float("nan")) == type(t.quote(0, 0))()
     i = 40
     between = (t.tau[i] + t.tau[i + 1]) / 2
@@ -288,6 +294,38 @@ def test_bad_problems(change, message):
 def test_bad_books(change, message):
     with pytest.raises(ValueError, match=message):
         BookInputs(**({"grid": CENT, "theo": 0.5, "A": 0.05, "k": 0.5} | change))
+
+
+@pytest.mark.parametrize(
+    ("grid", "theo", "A", "k", "gamma", "q_max"),
+    [
+        (CENT, 0.5, 1000.0, 5.0, 0.02, 10),  # rates deep through theo would be ~1e200
+        (CENT, 0.3, 0.05, 0.5, 10.0, 5),  # the largest γ allowed
+        (TAPERED, 0.001, 5.0, 5.0, 1.0, 10),  # theo at the grid's edge
+        (PriceGrid.uniform("0.5"), 0.4, 0.05, 0.5, 0.02, 5),  # a grid with one price
+    ],
+)
+def test_extreme_legal_inputs_solve_cleanly(grid, theo, A, k, gamma, q_max):
+    book = BookInputs(grid=grid, theo=theo, A=A, k=k)
+    t = solve_quote_table(QuoteProblem(book_a=book, gamma=gamma, q_max=q_max, horizon=3600.0))
+    assert ((t.ticks >= 0) & (t.ticks < len(grid)) | (t.ticks == NO_QUOTE)).all()
+    assert t.diagnostics["solves"] > 0
+
+
+def test_a_solve_that_needs_too_much_work_says_so(monkeypatch):
+    monkeypatch.setattr(hjb, "MAX_WORK", 10_000)
+    with pytest.raises(hjb.SolveError, match=r"needs more than .* linear solves"):
+        table.__wrapped__(theo=0.31, q_max=60)
+    with pytest.raises(ValueError, match=r"tolerance = 0: must be in \(0, 1\]"):
+        hjb.solve_hjb(table(q_max=5).problem, tolerance=0)
+
+
+def test_bounds_on_gamma_and_the_cap():
+    book = BookInputs(grid=CENT, theo=0.5, A=0.05, k=0.5)
+    with pytest.raises(ValueError, match=r"gamma = 20.0: .* must be in \(0, 10.0\]"):
+        QuoteProblem(book_a=book, gamma=20.0, q_max=5)
+    with pytest.raises(ValueError, match="q_max = 2001: must be an integer in 1 … 2000"):
+        QuoteProblem(book_a=book, gamma=0.02, q_max=2001)
 
 
 def test_the_two_books_of_a_game_must_agree_on_theo():

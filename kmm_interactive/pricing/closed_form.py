@@ -39,8 +39,9 @@ from kmm_interactive.pricing.quote_table import (
 
 #: A series term below this fraction of the running sum no longer changes it.
 _NEGLIGIBLE_LOG: Final = math.log(1e-17)
-#: The series costs about 15 µs a term at Q = 200; beyond this it would stall a notebook.
-MAX_SERIES_TERMS: Final = 200_000
+#: Series terms × inventory levels (at least 400: a term costs about 15 µs up to Q = 200),
+#: about ten seconds; beyond it the solve would stall a notebook.
+MAX_SERIES_WORK: Final = 250_000_000
 
 
 def solve(problem: QuoteProblem, model: QuoteModel) -> QuoteTable:
@@ -91,10 +92,10 @@ def _glft_prices(
 
     spectral_bound = float(diag.max()) + math.exp(log_up) + math.exp(log_down)
     terms = spectral_bound * float(tau[-1]) + len(tau) * 20
-    if terms > MAX_SERIES_TERMS:
+    if terms * max(len(problem.q), 400) > MAX_SERIES_WORK:  # a term costs ≥ 15 µs
         raise ValueError(
-            f"the exact GLFT solution needs about {terms:,.0f} series terms for these "
-            f"parameters (limit {MAX_SERIES_TERMS:,}); use the HJB model"
+            f"the exact GLFT solution needs about {terms:,.0f} series terms over "
+            f"{len(problem.q)} inventories for these parameters; use the HJB model"
         )
     log_w = np.empty((len(tau), len(problem.q)))
     log_w[0] = -(k / gamma) * problem.terminal_log_phi()
@@ -143,7 +144,7 @@ def _log_expm_action(
         if n > spectral_bound * dt and float(np.max(term - total)) < _NEGLIGIBLE_LOG:
             result: NDArray[np.float64] = total - c * dt
             return result
-        if n > MAX_SERIES_TERMS:  # pragma: no cover - bounded by spectral_bound·dt above
+        if n * max(len(log_v), 400) > MAX_SERIES_WORK:  # pragma: no cover - checked before
             raise ArithmeticError("GLFT series did not converge")
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -97,7 +98,9 @@ def consensus(
     dropped: dict[str, str] = {}
     fair: dict[str, tuple[float, ...]] = {}
     updated: dict[str, datetime] = {}
-    n_outcomes = _outcome_count(books, params.anchor)
+    n_outcomes = _outcome_count(books, now, params)
+    if n_outcomes is None:
+        return Consensus(None, "the books disagree on the number of outcomes", False, ())
     for book in books:
         if book.bookmaker in fair or book.bookmaker in dropped:
             dropped[book.bookmaker] = "listed twice"
@@ -159,13 +162,25 @@ def consensus(
     )
 
 
-def _outcome_count(books: Sequence[BookOdds], anchor: str) -> int:
-    """The anchor's outcome count, else the one most books give; disagreeing books are
+def _outcome_count(books: Sequence[BookOdds], now: datetime, params: ConsensusParams) -> int | None:
+    """How many outcomes the game has: the anchor's count when its line is fresh and sound,
+    else the count most fresh books give (None on a tie). A book with another count is
     malformed (a 2-way line among 3-way ones)."""
-    for book in books:
-        if book.bookmaker == anchor:
-            return len(book.odds)
-    return statistics.mode(len(b.odds) for b in books) if books else 0
+    fresh = [b for b in books if timedelta(0) - MAX_CLOCK_SKEW <= now - b.last_update
+             <= params.max_book_age]  # fmt: skip
+    anchors = [b for b in fresh if b.bookmaker == params.anchor]
+    if len(anchors) == 1:
+        try:
+            devig(anchors[0].odds, params.devig_method)
+            return len(anchors[0].odds)
+        except ValueError:
+            pass
+    counts = Counter(len(b.odds) for b in fresh).most_common()
+    if not counts:
+        return 0
+    if len(counts) > 1 and counts[0][1] == counts[1][1]:
+        return None
+    return counts[0][0]
 
 
 def _mean(rows: Sequence[tuple[float, ...]]) -> tuple[float, ...] | None:

@@ -29,14 +29,16 @@ How it is solved
   the end of the step), and if that still misses, halved. The accepted value is Richardson's
   ψ = 2·ψ_half − ψ_full (second order; in log space it cannot go negative). Table rows read
   prices from the nearest non-decreasing ψ differences (see :meth:`_Stepper.table_row`).
-* Right after τ = 0 heavy inventories unwind through theo at enormous modelled rates: a
-  boundary layer that one fully implicit (L-stable) step resolves; then the first interval
-  of the τ grid is cut into geometric substeps, where quotes move fastest.
+* Right after τ = 0 heavy inventories unwind through theo at the capped rate (see
+  MAX_FILL_RATE): a boundary layer that one fully implicit (L-stable) step crosses; then the
+  first interval of the τ grid is cut into geometric substeps, where quotes move fastest.
+* Work is bounded: a problem that needs more than MAX_WORK, or a step that misses its
+  tolerance after MAX_HALVINGS halvings, raises :class:`SolveError` rather than returning a
+  table it cannot vouch for. ``diagnostics`` on the table report what the solve took.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -57,31 +59,51 @@ from kmm_interactive.pricing.quote_table import (
     QuoteTable,
 )
 
-#: The first τ interval is cut into this many geometric substeps, the first of them this
-#: fraction of the interval long.
+#: The first τ interval is cut into this many geometric substeps (after the boundary layer).
 FIRST_INTERVAL_SUBSTEPS: Final = 16
-FIRST_SUBSTEP_FRACTION: Final = 1e-4
-#: A step is accepted when its estimated error in ψ differences is below this many times
-#: γ·(finest tick), about the ψ difference that separates two neighbouring prices.
-TOLERANCE_TICKS: Final = 1.0
-#: Howard policy iterations per step (it settles in two or three) and step halvings.
+#: A step is accepted when its estimated error in ψ differences is below this many price
+#: levels; one level is γ·(finest tick), the ψ difference between two neighbouring prices.
+DEFAULT_TOLERANCE: Final = 0.5
+#: Howard policy iterations per step, step halvings, and work per table (linear solves ×
+#: inventory levels; a Q = 200 table takes about 1e5, this is a few seconds): beyond these
+#: the parameters are too extreme to solve in reasonable time, and the solve says so.
 MAX_POLICY_ITERATIONS: Final = 50
-MAX_HALVINGS: Final = 20
+MAX_HALVINGS: Final = 16
+MAX_WORK: Final = 20_000_000
+#: The exponential intensity is capped here (fills per second): a quote deep through theo
+#: fills at once whatever the formula says, and uncapped rates (e^(k·100·d) reaches 1e100)
+#: would make the implicit systems singular in floating point.
+MAX_FILL_RATE: Final = 1e4
+#: The boundary layer after τ = 0 (unwinding through theo at up to the capped rate) is
+#: crossed in one L-stable step this long: 200 of its time constants.
+BOUNDARY_LAYER: Final = 200.0 / MAX_FILL_RATE
+
+
+class SolveError(ArithmeticError):
+    """The HJB table could not be solved to its tolerance within the work allowed."""
+
 
 _gtsv = lapack.get_lapack_funcs("gtsv", (np.zeros(1),))
 
 
 def solve_quote_table(
-    problem: QuoteProblem, model: QuoteModel | str = QuoteModel.HJB
+    problem: QuoteProblem,
+    model: QuoteModel | str = QuoteModel.HJB,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
 ) -> QuoteTable:
-    """Solve ``problem`` with one of the quoting models (the HJB solver by default)."""
+    """Solve ``problem`` with one of the quoting models (the HJB solver by default).
+
+    ``tolerance`` (HJB only) is the largest error estimate a step may have, in price levels;
+    smaller is more accurate and slower (0.1 costs three to five times 0.5).
+    """
     try:
         chosen = QuoteModel(model)
     except ValueError:
         allowed = ", ".join(m.value for m in QuoteModel)
         raise ValueError(f"quote model {model!r} is unknown (allowed: {allowed})") from None
     if chosen is QuoteModel.HJB:
-        return solve_hjb(problem)
+        return solve_hjb(problem, tolerance=tolerance)
     return closed_form.solve(problem, chosen)
 
 
@@ -104,7 +126,7 @@ def _side_envelope(book: BookInputs, side: Side, gamma: float) -> _Envelope:
     # Distance from theo in exact arithmetic, so that p = 0.5 mirrors bit for bit.
     d = np.array([float((theo - p) * side.sign) for p in levels])
     fee = fee_per_contract(levels, maker=True, fees=book.fees)
-    log_rate = math.log(book.A) - book.k_per_dollar * d
+    log_rate = np.minimum(math.log(book.A) - book.k_per_dollar * d, math.log(MAX_FILL_RATE))
     log_slope = log_rate - gamma * (d - fee)
     return _upper_envelope(np.exp(log_rate), log_slope, np.arange(len(levels), dtype=np.int32))
 
@@ -153,7 +175,7 @@ _Coefficients = tuple[
 class _Stepper:
     """One game's HJB steps: the price choice at a given ψ, and implicit steps in τ."""
 
-    def __init__(self, problem: QuoteProblem) -> None:
+    def __init__(self, problem: QuoteProblem, tolerance: float) -> None:
         self.n = 2 * problem.q_max + 1
         self.sides = problem.sides
         self.envelopes = [
@@ -167,8 +189,11 @@ class _Stepper:
         self.headroom = self.shift - potential
         self.ones = np.ones(self.n)
         books = [problem.book(leg) for leg in {side.leg for side in self.sides}]
-        finest = min(min(b - a for a, b in itertools.pairwise(book.grid.levels)) for book in books)
-        self.tolerance = TOLERANCE_TICKS * problem.gamma * float(finest)
+        finest = min(band.step for book in books for band in book.grid.bands)
+        self.level = problem.gamma * float(finest)  # ψ difference between neighbouring prices
+        self.tolerance = tolerance * self.level
+        self.solves = self.howard_steps = self.halvings = 0
+        self.dent = 0.0  # largest dip in ψ differences a table row smoothed, in levels
 
     def coefficients(self, psi: NDArray[np.float64]) -> _Coefficients:
         """At ψ: each row's total rate, the weights of y_(q+1) and y_(q−1), and the segments
@@ -197,10 +222,13 @@ class _Stepper:
 
         Prices are read from the nearest non-decreasing sequence of ψ differences. The exact
         one is non-decreasing (ψ is convex in q, which is what makes bids and asks fall as
-        q rises); rounding in the extrapolated steps can dent it by far less than a price
-        level, which would otherwise make a quote flicker by a tick from one q to the next.
+        q rises); the extrapolated steps' error can dent it, by less than a price level (the
+        step tolerance bounds it; ``dent_levels`` reports the largest), which would
+        otherwise make a quote flicker by a tick from one q to the next.
         """
-        up_dpsi = _nondecreasing(psi[1:] - psi[:-1])
+        raw = psi[1:] - psi[:-1]
+        up_dpsi = _nondecreasing(raw)
+        self.dent = max(self.dent, float(np.max(np.abs(up_dpsi - raw))) / self.level)
         row = np.full((self.n, len(self.sides)), NO_QUOTE, dtype=np.int32)
         for i, (raises, env) in enumerate(zip(self.raises, self.envelopes, strict=True)):
             seg = np.searchsorted(env.log_breaks, up_dpsi if raises else -up_dpsi)
@@ -217,7 +245,14 @@ class _Stepper:
         coefficients = start
         iterate = psi
         rhs = self.ones  # φ_start / φ_iterate, 1 on the first solve
+        self.howard_steps += howard
         for _ in range(MAX_POLICY_ITERATIONS if howard else 1):
+            self.solves += 1
+            if self.solves * self.n > MAX_WORK:
+                raise SolveError(
+                    f"the HJB table needs more than {self.solves:,} linear solves for these "
+                    "parameters (γ, A, k or q_max too extreme); loosen them or the tolerance"
+                )
             diag, upper, lower, segments = coefficients
             *_, y, info = _gtsv(-dt * lower, 1.0 + dt * (self.headroom + diag), -dt * upper, rhs)
             if info != 0:  # pragma: no cover - the system is diagonally dominant
@@ -245,7 +280,11 @@ class _Stepper:
             if float(np.max(np.abs(gap[1:] - gap[:-1]))) <= self.tolerance:
                 return half + gap  # Richardson: 2·half − full
         if depth >= MAX_HALVINGS:
-            return half + gap  # as good as this precision allows
+            raise SolveError(
+                f"an HJB step of {dt:.3g} s still misses its tolerance after {depth} halvings; "
+                "the parameters are too extreme for this solver"
+            )
+        self.halvings += 1
         midway = self.advance(psi, 0.5 * dt, start, depth + 1)
         return self.advance(midway, 0.5 * dt, self.coefficients(midway), depth + 1)
 
@@ -260,11 +299,13 @@ def _nondecreasing(values: NDArray[np.float64]) -> NDArray[np.float64]:
     return result
 
 
-def solve_hjb(problem: QuoteProblem) -> QuoteTable:
+def solve_hjb(problem: QuoteProblem, *, tolerance: float = DEFAULT_TOLERANCE) -> QuoteTable:
     """The discrete HJB quote table (see the module doc)."""
-    stepper = _Stepper(problem)
+    if not (math.isfinite(tolerance) and 0.0 < tolerance <= 1.0):
+        raise ValueError(f"tolerance = {tolerance}: must be in (0, 1] price levels")
+    stepper = _Stepper(problem, tolerance)
     tau = problem.tau_grid()
-    first = np.geomspace(tau[1] * FIRST_SUBSTEP_FRACTION, tau[1], FIRST_INTERVAL_SUBSTEPS)
+    first = np.geomspace(min(BOUNDARY_LAYER, 0.5 * tau[1]), tau[1], FIRST_INTERVAL_SUBSTEPS)
     psi = problem.terminal_log_phi()
     ticks = np.empty((len(tau), stepper.n, len(stepper.sides)), dtype=np.int32)
     ticks[0] = stepper.table_row(psi)
@@ -275,4 +316,10 @@ def solve_hjb(problem: QuoteProblem) -> QuoteTable:
             psi = stepper.advance(psi, float(dt), here)
             here = stepper.coefficients(psi)
         ticks[i] = stepper.table_row(psi)
-    return QuoteTable(problem, QuoteModel.HJB, tau, ticks)
+    diagnostics = {
+        "solves": stepper.solves,
+        "howard_steps": stepper.howard_steps,
+        "halvings": stepper.halvings,
+        "dent_levels": stepper.dent,
+    }
+    return QuoteTable(problem, QuoteModel.HJB, tau, ticks, diagnostics)

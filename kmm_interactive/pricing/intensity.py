@@ -18,6 +18,7 @@ the estimate is the sport's prior, with confidence 0 and the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from collections.abc import Sequence
@@ -189,6 +190,13 @@ def fit_trade_tape(
     if not (math.isfinite(duration_seconds) and duration_seconds > 0):
         raise ValueError(f"duration_seconds = {duration_seconds}: must be > 0")
     exact_theo = Decimal(theo)
+    on_grid = []
+    for trade in trades:
+        try:
+            on_grid.append((grid.tick(trade.yes_price), trade.taker_side))
+        except ValueError:
+            continue  # an off-grid or out-of-range print is bad data, not flow
+    skipped = len(trades) - len(on_grid)
     low: list[float] = []  # depth of the trade's level beyond the side's first level
     width: list[float] = []  # up to the next level (inf at the last)
     reached = {Side.BID: 0, Side.ASK: 0}
@@ -200,23 +208,28 @@ def fit_trade_tape(
             continue
         first_depth[resting] = depths[0]
         following = dict(zip(depths, [*depths[1:], math.inf], strict=True))
-        for trade in trades:
-            if trade.taker_side is not resting.opposite:
+        for tick, taker_side in on_grid:
+            if taker_side is not resting.opposite:
                 continue
-            depth = ladder.get(grid.tick(trade.yes_price))
+            depth = ladder.get(tick)
             if depth is None:
                 continue  # printed on the taker's good side of theo: no quote of ours there
             reached[resting] += 1
             low.append(depth - depths[0])
             width.append(following[depth] - depth)
     count = len(low)
+    note = f"{skipped} off-grid print(s) ignored" if skipped else ""
     if count < limits.min_observations:
-        return _prior(prior, count, f"{count} trades reached theo, need {limits.min_observations}")
+        reason = f"{count} trades reached theo, need {limits.min_observations}"
+        return _prior(prior, count, "; ".join(filter(None, [reason, note])))
     a, w = np.array(low), np.array(width)
     finite = np.isfinite(w)
 
+    wf = w[finite]
+
     def slope(k: float) -> float:  # d(log-likelihood)/dk, falling in k
-        return float(-a.sum() + np.sum(w[finite] / np.expm1(k * w[finite])))
+        # w / (e^(kw) − 1), written so that it cannot overflow for wide gaps.
+        return float(-a.sum() + np.sum(wf * np.exp(-k * wf) / -np.expm1(-k * wf)))
 
     lo, hi = 1e-6, MAX_FIT_K
     if slope(lo) <= 0:
@@ -227,9 +240,10 @@ def fit_trade_tape(
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if slope(mid) > 0 else (lo, mid)
     k = 0.5 * (lo + hi)
-    wf = w[finite]
-    information = float(np.sum(wf * wf * np.exp(k * wf) / np.expm1(k * wf) ** 2))
-    rates = [reached[s] * math.exp(k * first_depth[s]) / duration_seconds for s in first_depth]
-    A = sum(rates) / len(rates)
+    information = float(np.sum(wf * wf * np.exp(-k * wf) / np.expm1(-k * wf) ** 2))
+    # Each side reaches its first level at A·e^(−k·d0): the joint maximum-likelihood A.
+    exposure = duration_seconds * sum(math.exp(-k * d0) for d0 in first_depth.values())
+    A = sum(reached.values()) / exposure
     se_k = 1.0 / math.sqrt(information) if information > 0 else math.inf
-    return _accept(A, k, se_k, count, IntensitySource.TAPE, prior, limits)
+    estimate = _accept(A, k, se_k, count, IntensitySource.TAPE, prior, limits)
+    return dataclasses.replace(estimate, reason="; ".join(filter(None, [estimate.reason, note])))

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import enum
 import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_UP, Decimal
 from typing import TYPE_CHECKING, Final
@@ -32,8 +34,10 @@ if TYPE_CHECKING:
 NO_QUOTE: Final = -1
 CENTS_PER_DOLLAR: Final = 100.0
 MAX_A: Final = 1000.0
-THEO_SUM_TOLERANCE: Final = 1e-9
 MAX_K: Final = 5.0
+MAX_GAMMA: Final = 10.0
+MAX_Q: Final = 2000
+THEO_SUM_TOLERANCE: Final = 1e-9
 
 
 class QuoteModel(enum.StrEnum):
@@ -99,12 +103,12 @@ class QuoteProblem:
 
     def __post_init__(self) -> None:
         _check(
-            math.isfinite(self.gamma) and self.gamma > 0.0,
-            f"gamma = {self.gamma}: risk aversion per dollar must be > 0",
+            math.isfinite(self.gamma) and 0.0 < self.gamma <= MAX_GAMMA,
+            f"gamma = {self.gamma}: risk aversion per dollar must be in (0, {MAX_GAMMA}]",
         )
         _check(
-            isinstance(self.q_max, int) and 1 <= self.q_max <= 10_000,
-            f"q_max = {self.q_max}: must be an integer in 1 … 10000",
+            isinstance(self.q_max, int) and 1 <= self.q_max <= MAX_Q,
+            f"q_max = {self.q_max}: must be an integer in 1 … {MAX_Q}",
         )
         _check(
             math.isfinite(self.sigma) and self.sigma >= 0.0, f"sigma = {self.sigma}: must be >= 0"
@@ -196,6 +200,9 @@ class QuoteTable:
     model: QuoteModel
     tau: NDArray[np.float64]
     ticks: NDArray[np.int32]
+    #: How the solve went (the HJB solver's counts of solves, policy iterations, halvings,
+    #: and ``dent_levels``: the largest smoothing a row needed, in price levels).
+    diagnostics: Mapping[str, float] = field(default_factory=dict)
     sides: tuple[GameSide, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -261,9 +268,13 @@ class QuoteTable:
 
 def whole_contracts(q: int | Decimal) -> int:
     """A signed inventory in whole contracts, rounded away from zero."""
-    if isinstance(q, bool) or not isinstance(q, int | Decimal):
+    if isinstance(q, Decimal):
+        if not q.is_finite():
+            raise ValueError(f"inventory {q} is not a finite number")
+        return int(q.to_integral_value(rounding=ROUND_UP))
+    if isinstance(q, bool) or not isinstance(q, numbers.Integral):
         raise TypeError(f"inventory must be an int or Decimal, not {type(q).__name__}")
-    return int(q.to_integral_value(rounding=ROUND_UP)) if isinstance(q, Decimal) else q
+    return int(q)
 
 
 def snap_ticks(grid: PriceGrid, prices: NDArray[np.float64]) -> NDArray[np.int32]:
