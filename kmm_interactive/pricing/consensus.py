@@ -166,8 +166,7 @@ def _outcome_count(books: Sequence[BookOdds], now: datetime, params: ConsensusPa
     """How many outcomes the game has: the anchor's count when its line is fresh and sound,
     else the count most fresh books give (None on a tie). A book with another count is
     malformed (a 2-way line among 3-way ones)."""
-    fresh = [b for b in books if timedelta(0) - MAX_CLOCK_SKEW <= now - b.last_update
-             <= params.max_book_age]  # fmt: skip
+    fresh = [b for b in books if -MAX_CLOCK_SKEW <= now - b.last_update <= params.max_book_age]
     anchors = [b for b in fresh if b.bookmaker == params.anchor]
     if len(anchors) == 1:
         try:
