@@ -39,6 +39,8 @@ def test_maker_fee_only_on_maker_fee_series():
     assert maker_fee(D("0.50"), D(100), fee_type="quadratic") == D(0)
     with pytest.raises(UnsupportedFeeType, match="'mystery' is unknown"):
         maker_fee(D("0.50"), D(1), fee_type="mystery")
+    with pytest.raises(UnsupportedFeeType, match="'flat' is not supported"):
+        fee_per_contract([D("0.5")], maker=False, fees=SeriesFees(FeeType.FLAT))
     assert SeriesFees("quadratic_with_maker_fees").fee_type is FeeType.QUADRATIC_WITH_MAKER_FEES
     with pytest.raises(ValueError, match="fee_multiplier = -1"):
         SeriesFees(multiplier=D(-1))

@@ -92,7 +92,7 @@ def _glft_prices(
 
     spectral_bound = float(diag.max()) + math.exp(log_up) + math.exp(log_down)
     terms = spectral_bound * float(tau[-1]) + len(tau) * 20
-    if terms * max(len(problem.q), 400) > MAX_SERIES_WORK:  # a term costs ≥ 15 µs
+    if _series_work(terms, len(problem.q)) > MAX_SERIES_WORK:
         raise ValueError(
             f"the exact GLFT solution needs about {terms:,.0f} series terms over "
             f"{len(problem.q)} inventories for these parameters; use the HJB model"
@@ -115,6 +115,11 @@ def _glft_prices(
             delta = np.concatenate([pad, delta_down], axis=1)
         prices[side] = theo - delta if side.side is Side.BID else theo + delta
     return prices
+
+
+def _series_work(terms: float, levels: int) -> float:
+    """Cost of the GLFT series in term-levels: a term costs at least as much as 400 levels."""
+    return terms * max(levels, 400)
 
 
 def _log_expm_action(
@@ -144,7 +149,7 @@ def _log_expm_action(
         if n > spectral_bound * dt and float(np.max(term - total)) < _NEGLIGIBLE_LOG:
             result: NDArray[np.float64] = total - c * dt
             return result
-        if n * max(len(log_v), 400) > MAX_SERIES_WORK:  # pragma: no cover - checked before
+        if _series_work(n, len(log_v)) > MAX_SERIES_WORK:  # pragma: no cover - checked before
             raise ArithmeticError("GLFT series did not converge")
 
 

@@ -51,6 +51,11 @@ def check_fee_type(fee_type: FeeType | str) -> FeeType:
     return known
 
 
+def charges_maker_fee(fee_type: FeeType | str) -> bool:
+    """Whether resting orders pay a fee on this series (only ``quadratic_with_maker_fees``)."""
+    return check_fee_type(fee_type) is FeeType.QUADRATIC_WITH_MAKER_FEES
+
+
 def _quadratic(
     coefficient: Decimal, price: Decimal, count: Decimal, multiplier: Decimal, rounding: Decimal
 ) -> Decimal:
@@ -91,7 +96,7 @@ def maker_fee(
 
     Zero unless the series' ``fee_type`` is ``quadratic_with_maker_fees``.
     """
-    charged = check_fee_type(fee_type) is FeeType.QUADRATIC_WITH_MAKER_FEES
+    charged = charges_maker_fee(fee_type)
     fee = _quadratic(MAKER_COEFFICIENT, price, count, fee_multiplier, rounding)
     return fee if charged else ZERO
 
@@ -103,7 +108,8 @@ def fee_per_contract(
 
     Computed exactly and converted last, so that P and 1 − P get bit-identical fees.
     """
-    if maker and check_fee_type(fees.fee_type) is not FeeType.QUADRATIC_WITH_MAKER_FEES:
+    charged = charges_maker_fee(fees.fee_type)  # also refuses fee types we cannot price
+    if maker and not charged:
         return np.zeros(len(prices), dtype=np.float64)
     scale = (MAKER_COEFFICIENT if maker else TAKER_COEFFICIENT) * fees.multiplier
     return np.array([float(scale * p * (ONE - p)) for p in prices], dtype=np.float64)
