@@ -120,6 +120,7 @@ def main() -> int:
         f"target Q=200 HJB <= {TARGET_RATIO:.0f}x closed form (glft eig): "
         f"{hjb / eig:.2f}x -> {'met' if ok_ratio else 'MISSED'}"
     )
+    return 0 if ok_time and ok_ratio else 1
 
 
 if __name__ == "__main__":

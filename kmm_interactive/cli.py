@@ -1,7 +1,8 @@
 """The ``kmm`` command.
 
 ``kmm check-config [PATH]`` validates a configuration file; ``kmm quote`` prints the quote
-table a sport profile gives for a game at a theo, as a trader's sanity check.
+table a sport profile gives for a game at a theo, as a trader's sanity check; ``kmm sim``
+serves the embedded exchange and odds feed on 127.0.0.1 until interrupted.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ examples:
   kmm check-config kmm.toml
   kmm quote --sport nba --theo 0.62 --tau 2h
   kmm quote --sport boxing --theo 0.4 --q=-10,0,10 --model glft
+  kmm sim --seed 7 --speed 30 --json
 """
 
 
@@ -45,6 +47,16 @@ def _inventories(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(
             f"{text!r}: give whole contract counts separated by commas, e.g. -20,0,20"
         ) from None
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 10_000.0:
+        raise argparse.ArgumentTypeError(f"{text}: the speed must be in (0, 10000]")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="the series' fee_type (default quadratic_with_maker_fees)",
     )
     quote.add_argument("--config", default=None, help="TOML file (default: built-in defaults)")
+
+    from kmm_interactive.sim.scenario import MIXES
+
+    sim = commands.add_parser("sim", help="serve the embedded exchange and odds feed")
+    sim.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
+    sim.add_argument(
+        "--scenario", choices=sorted(MIXES), default="default", help="sport mix (default default)"
+    )
+    sim.add_argument(
+        "--speed", type=_speed, default=30.0, help="time compression factor (default 30)"
+    )
+    sim.add_argument(
+        "--json", action="store_true", help="print the connection details as one JSON line"
+    )
     return parser
 
 
@@ -146,6 +172,41 @@ def _quote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sim(args: argparse.Namespace) -> int:
+    import asyncio
+    import contextlib
+    import json
+    import time
+
+    from kmm_interactive.sim.embedded import start_embedded, uptime_summary
+
+    async def serve() -> None:
+        sim = await start_embedded(seed=args.seed, scenario=args.scenario, speed=args.speed)
+        started = time.monotonic()
+        try:
+            if args.json:
+                print(json.dumps(sim.connection_info()), flush=True)
+            else:
+                info = sim.connection_info()
+                print(f"embedded Kalshi exchange: {info['rest_url']}")
+                print(f"WebSocket:                {info['ws_url']}")
+                print(f"odds feed:                {info['odds_url']}")
+                print(f"demo key id:              {info['key_id']}")
+                print(f"private key:              {info['private_key_path']}")
+                print(f"{len(sim.scenario.games)} games, speed {args.speed:g}; Ctrl-C stops")
+                print("(`kmm sim --json` prints these, with the odds API key, as JSON)", flush=True)
+            while True:
+                await asyncio.sleep(60)
+                if not args.json:
+                    print(uptime_summary(sim, started), flush=True)
+        finally:
+            await sim.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -154,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_config(args.path)
         if args.command == "quote":
             return _quote(args)
+        if args.command == "sim":
+            return _sim(args)
     except (ConfigError, KeyError, ValueError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"kmm: error: {message}", file=sys.stderr)

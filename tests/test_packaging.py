@@ -45,6 +45,8 @@ LAYERS = {
     "domain": set(),
     "pricing": {"domain", "pricing"},
     "config": {"domain", "pricing"},
+    # The other side of the wire: beside kalshi/, never importing it.
+    "sim": {"domain", "pricing", "config", "sim"},
     "cli": {"*"},
     "__init__": set(),
     "__main__": {"cli"},
@@ -76,6 +78,14 @@ def test_each_layer_imports_only_the_layers_above_it(path):
         return
     used = _package_imports(path) - {"__init__"} if part != "__init__" else _package_imports(path)
     assert used <= allowed, f"{part} imports {sorted(used - allowed)}"
+
+
+@pytest.mark.parametrize("name", ["kalshi-openapi-3.13.0.yaml", "kalshi-asyncapi.yaml"])
+def test_vendored_specs_match_the_shared_copies(name):
+    shared = ROOT.parent / "shared" / "specs" / name
+    if not shared.exists():
+        pytest.skip("no ../shared/specs next to this clone")
+    assert (ROOT / "tests" / "specs" / name).read_bytes() == shared.read_bytes()
 
 
 def test_sim_never_imports_the_client():
