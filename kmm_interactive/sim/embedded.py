@@ -30,7 +30,7 @@ from kmm_interactive.sim.auth import DemoKey, Verifier, write_demo_key
 from kmm_interactive.sim.clock import WallClock
 from kmm_interactive.sim.exchange import Exchange
 from kmm_interactive.sim.faults import Faults
-from kmm_interactive.sim.odds_server import OddsFeed, start_odds_server
+from kmm_interactive.sim.odds_server import OddsFeed, OddsServer, start_odds_server
 from kmm_interactive.sim.ratelimit import RateLimiter
 from kmm_interactive.sim.scenario import Scenario, build_scenario
 from kmm_interactive.sim.server import (
@@ -59,7 +59,7 @@ class EmbeddedSim:
     key: DemoKey
     odds_api_key: str
     _kalshi: RunningServer = field(repr=False)
-    _odds: RunningServer | object = field(repr=False)
+    _odds: OddsServer = field(repr=False)
     _key_dir: Path = field(repr=False)
     _driver: asyncio.Task[None] = field(repr=False)
     server: KalshiServer = field(repr=False)
@@ -75,7 +75,7 @@ class EmbeddedSim:
 
     @property
     def odds_url(self) -> str:
-        return str(getattr(self._odds, "url"))  # noqa: B009 - OddsServer has .url
+        return self._odds.url
 
     @property
     def admin_url(self) -> str:
@@ -106,9 +106,7 @@ class EmbeddedSim:
         with contextlib.suppress(asyncio.CancelledError):
             await self._driver
         await self._kalshi.close()
-        close = getattr(self._odds, "close", None)
-        if close is not None:
-            await close()
+        await self._odds.close()
         shutil.rmtree(self._key_dir, ignore_errors=True)
 
 

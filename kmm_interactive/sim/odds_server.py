@@ -38,11 +38,11 @@ from aiohttp.abc import AbstractAccessLogger
 
 from kmm_interactive.sim.clock import Clock
 from kmm_interactive.sim.faults import Faults
+from kmm_interactive.sim.loopback import LOOPBACK, listen
 from kmm_interactive.sim.scenario import GameSpec, Scenario
 
 Json = dict[str, Any]
 
-LOOPBACK: Final = "127.0.0.1"
 ERROR_DOCS: Final = "https://the-odds-api.com/liveapi/guides/v4/api-error-codes.html"
 DEFAULT_QUOTA: Final = 20_000
 FREQ_LIMIT: Final = 30  # requests per second on paid plans (apis.md §2.6)
@@ -948,15 +948,9 @@ async def start_odds_server(
     monotonic: Callable[[], float] = time.monotonic,
 ) -> OddsServer:
     """Serve ``feed`` on 127.0.0.1 (port 0 picks a free one); no other host is allowed."""
-    if host != LOOPBACK:
-        raise ValueError(f"host {host!r}: the embedded odds server binds {LOOPBACK} only")
     app = make_odds_app(
         feed, api_key=api_key, faults=faults, quota=quota, rate_limit=rate_limit,
         monotonic=monotonic,
     )  # fmt: skip
-    runner = web.AppRunner(app, access_log_class=_access_logger(api_key), shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = [a[1] for a in runner.addresses if isinstance(a, tuple)]
-    return OddsServer(runner, app, int(bound[0]) if bound else port)
+    runner, port = await listen(app, host=host, port=port, access_log_class=_access_logger(api_key))
+    return OddsServer(runner, app, port)

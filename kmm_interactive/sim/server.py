@@ -22,7 +22,7 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, TypeVar
@@ -46,12 +46,12 @@ from kmm_interactive.sim.exchange import (
     floor_cents,
 )
 from kmm_interactive.sim.faults import FaultError, Faults
+from kmm_interactive.sim.loopback import LOOPBACK, listen
 from kmm_interactive.sim.ratelimit import CANCEL_COST, DEFAULT_COST, RateLimiter
 from kmm_interactive.sim.ws import WsHub
 
 API: Final = "/trade-api/v2"
 WS_PATH: Final = "/trade-api/ws/v2"
-LOOPBACK: Final = "127.0.0.1"
 V2_ORDERS: Final = f"{API}/portfolio/events/orders"
 Json = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -244,6 +244,7 @@ class KalshiServer:
         get("/admin/faults", self.admin_faults_get)
         post("/admin/faults", self.admin_faults_set)
         get("/admin/status", self.admin_status)
+        app.on_shutdown.append(_shutdown_hook(self.hub.close_all))
         return app
 
     @web.middleware
@@ -878,7 +879,7 @@ class KalshiServer:
 
 
 class RunningServer:
-    """An aiohttp app listening on 127.0.0.1; ``url`` is its base (``http://127.0.0.1:PORT``)."""
+    """The Kalshi server listening on 127.0.0.1; ``url`` is ``http://127.0.0.1:PORT``."""
 
     def __init__(self, runner: web.AppRunner, port: int) -> None:
         self._runner = runner
@@ -887,26 +888,6 @@ class RunningServer:
 
     async def close(self) -> None:
         await self._runner.cleanup()
-
-
-async def serve_app(
-    app: web.Application,
-    *,
-    host: str = LOOPBACK,
-    port: int = 0,
-    on_shutdown: Iterable[Callable[[], Awaitable[None]]] = (),
-) -> RunningServer:
-    """Start ``app`` on loopback (port 0 picks a free port)."""
-    if host != LOOPBACK:
-        raise ValueError(f"host {host!r}: the embedded servers bind {LOOPBACK} only")
-    for hook in on_shutdown:
-        app.on_shutdown.append(_shutdown_hook(hook))
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = [a[1] for a in runner.addresses if isinstance(a, tuple)]
-    return RunningServer(runner, int(bound[0]) if bound else port)
 
 
 def _shutdown_hook(
@@ -921,4 +902,6 @@ def _shutdown_hook(
 async def start_kalshi_server(
     server: KalshiServer, *, host: str = LOOPBACK, port: int = 0
 ) -> RunningServer:
-    return await serve_app(server.app, host=host, port=port, on_shutdown=[server.hub.close_all])
+    """Serve on 127.0.0.1 (port 0 picks a free one); no other host is allowed."""
+    runner, bound = await listen(server.app, host=host, port=port, access_log=None)
+    return RunningServer(runner, bound)

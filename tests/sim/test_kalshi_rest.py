@@ -10,7 +10,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from simkit import World, sign, validate_rest
 
-from kmm_interactive.sim.server import serve_app
+from kmm_interactive.sim.server import start_kalshi_server
 
 GTC = {"time_in_force": "good_till_canceled", "self_trade_prevention_type": "maker"}
 
@@ -516,7 +516,7 @@ async def test_admin_endpoint_switches_faults_and_refuses_bad_values(world: Worl
 
 async def test_servers_bind_loopback_only(world: World) -> None:
     with pytest.raises(ValueError, match=r"127\.0\.0\.1 only"):
-        await serve_app(world.server.app, host="0.0.0.0")
+        await start_kalshi_server(world.server, host="0.0.0.0")
 
 
 async def test_balance_is_exact_cents(world: World) -> None:

@@ -347,3 +347,15 @@ async def test_injected_drop_closes_the_socket(world: World) -> None:
     with pytest.raises(ConnectionError):
         await stream.recv(timeout=2.0)
     assert world.faults.counts["ws_drop"] == 1
+
+
+async def test_server_pings_with_a_heartbeat_payload(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kmm_interactive.sim import ws as ws_module
+
+    monkeypatch.setattr(ws_module, "PING_INTERVAL", 0.1)
+    sock = await world.alice.ws(autoping=False)
+    msg = await sock.receive(timeout=2)
+    assert (msg.type, msg.data) == (aiohttp.WSMsgType.PING, b"heartbeat")
+    await sock.close()
