@@ -96,3 +96,20 @@ def test_fee_per_contract_is_the_unrounded_formula():
         fee_per_contract(levels, maker=False, fees=SeriesFees(multiplier=D("0.5"))), taker / 2
     )
     assert taker[1] == pytest.approx(0.0175)
+
+
+def test_fill_rounding_follows_kalshis_worked_example() -> None:
+    # reference/apis.md §1.7: three 1-lot buys at $0.055 with a $0.0085 trade fee each.
+    from kmm_interactive.pricing.fees import charge_fill
+
+    carried, fees, changes = Decimal(0), [], []
+    for _ in range(3):
+        charge = charge_fill(Decimal("-0.055"), Decimal("0.0085"), carried)
+        carried = charge.carried
+        fees.append(charge.fee)
+        changes.append(charge.balance_change)
+    assert fees == [Decimal("0.015"), Decimal("0.005"), Decimal("0.015")]
+    assert changes == [Decimal("-0.07"), Decimal("-0.06"), Decimal("-0.07")]
+    # A sale floors the proceeds: 0.555 received less a 0.0175 fee is 0.5375 → 0.53.
+    sale = charge_fill(Decimal("0.555"), Decimal("0.0175"))
+    assert (sale.balance_change, sale.fee) == (Decimal("0.53"), Decimal("0.0250"))

@@ -15,7 +15,8 @@ order, so for pricing decisions the expected fee per contract is the unrounded f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import ROUND_CEILING, Decimal
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Final
 
 import numpy as np
@@ -113,3 +114,33 @@ def fee_per_contract(
         return np.zeros(len(prices), dtype=np.float64)
     scale = (MAKER_COEFFICIENT if maker else TAKER_COEFFICIENT) * fees.multiplier
     return np.array([float(scale * p * (ONE - p)) for p in prices], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class FillCharge:
+    """What one fill does to an account under Kalshi's rounding rules."""
+
+    balance_change: Decimal  # whole units of the member's precision
+    fee: Decimal  # the fee reported for the fill: trade fee + rounding − refund
+    carried: Decimal  # rounding the order carries toward its next refund
+
+
+def charge_fill(
+    cash_flow: Decimal, trade_fee: Decimal, carried: Decimal = ZERO, *, precision: Decimal = CENT
+) -> FillCharge:
+    """Kalshi's fee rounding for one fill (reference/apis.md §1.7, "fee rounding").
+
+    ``cash_flow`` is the fill's exact cash (negative when buying), ``trade_fee`` the fee
+    already rounded up to $0.0001 (``rounding=DIRECT_MEMBER_PRECISION``). The balance moves
+    by the net amount floored to the member's precision; the part floored away is a
+    rounding fee, which the order accumulates and refunds in whole units of precision. The
+    documented example — three 1-lot buys at $0.055 with a $0.0085 trade fee — gives fees
+    of $0.015, $0.005 and $0.015.
+    """
+    exact = cash_flow - trade_fee
+    change = (exact / precision).to_integral_value(rounding=ROUND_FLOOR) * precision
+    rounding = exact - change
+    carried += rounding
+    refund = (carried / precision).to_integral_value(rounding=ROUND_FLOOR) * precision
+    carried -= refund
+    return FillCharge(change + refund, trade_fee + rounding - refund, carried)

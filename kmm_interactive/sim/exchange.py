@@ -11,9 +11,12 @@ Conventions, as on Kalshi (reference/apis.md §1.3–1.5, 1.7):
   fills are exact; money is ``Decimal``.
 * Positions are signed and netted (+ YES, − NO). Buying YES against a NO position closes it
   and returns the $1 the pair is worth; cash moves by the price of the leg bought.
-* Fees: each fill's trade fee is the quadratic formula rounded up to $0.0001; the account
-  is charged whole cents as an order's accumulated trade fee crosses them (Kalshi's per-order
-  rounding accumulator), so many small fills cost about what one large fill does.
+* Fees: each fill's trade fee is the quadratic formula rounded up to $0.0001; the balance
+  moves in whole cents and the order refunds the rounding it accumulates
+  (``pricing.fees.charge_fill``, Kalshi's documented rule).
+* Cash is held for resting orders: ``available`` (what REST reports as ``balance``) is the
+  balance less what every resting order could still cost (its opening contracts at the
+  order's price plus the largest fee); closing contracts need no cash.
 * Order groups: contracts filled in a rolling 15 s window; reaching the limit cancels every
   order of the group and blocks it until reset.
 
@@ -28,13 +31,14 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Final, Literal
 
 from kmm_interactive.domain import ONE, ZERO, OffGridError, PriceGrid, SeriesFees, parse_count
 from kmm_interactive.pricing.fees import (
     CENT,
     DIRECT_MEMBER_PRECISION,
+    charge_fill,
     charges_maker_fee,
     maker_fee,
     taker_fee,
@@ -107,7 +111,8 @@ class SimOrder:
     maker_fill_cost: Decimal = ZERO
     taker_fees: Decimal = ZERO
     maker_fees: Decimal = ZERO
-    fee_accrued: Decimal = ZERO  # unrounded-to-cent trade fees on this order
+    carried: Decimal = ZERO  # fee rounding this order carries toward its next refund
+    hold: Decimal = ZERO  # cash held for the resting remainder
     priority: int = 0
 
     @property
@@ -187,6 +192,12 @@ class Account:
     settlements: list[SettlementRecord] = field(default_factory=list)
     groups: dict[str, OrderGroup] = field(default_factory=dict)
     open_orders: int = 0
+    held: Decimal = ZERO  # cash held for resting orders
+    resting: dict[str, dict[str, SimOrder]] = field(default_factory=dict)  # by ticker, id
+
+    @property
+    def available(self) -> Decimal:
+        return self.balance - self.held
 
 
 class Book:
@@ -493,10 +504,7 @@ class Exchange:
             if reducible <= 0:
                 raise _bad("reduce_only order would not reduce the position")
             cc = min(cc, reducible)
-        leg_price = px if book_side == "bid" else ONE - px
-        # the cost plus the largest fee it can pay (cost + fee only shrinks at better prices)
-        worst_fee = taker_fee(px, cc_to_count(cc), market.fees.multiplier)
-        if leg_price * cc_to_count(cc) + worst_fee > account.balance:
+        if self._cash_needed(market, account, book_side, px, cc) > account.available:
             raise ExchangeError(400, "insufficient_balance", "insufficient balance")
 
         now = self.clock.now()
@@ -529,7 +537,7 @@ class Exchange:
             self._finish(order, "canceled", "PostOnlyCrossCancel")
             self._announce(order)
             return order
-        if time_in_force == "fill_or_kill" and self._fillable(market, order) < cc:
+        if time_in_force == "fill_or_kill" and self._fillable(market, order, group) < cc:
             self._finish(order, "canceled", None)
             self._announce(order)
             return order
@@ -542,11 +550,63 @@ class Exchange:
         self._announce(order)
         return order
 
-    def _fillable(self, market: SimMarket, order: SimOrder) -> int:
-        """What _match would fill: in priority order, up to an own order under taker_at_cross."""
+    @staticmethod
+    def _order_cost(market: SimMarket, book_side: BookSide, px: Decimal, opening: int) -> Decimal:
+        """Most ``opening`` new contracts can cost: at the order's own price, plus the
+        largest fee (cost + fee only shrinks at better prices), plus a cent for rounding."""
+        if opening <= 0:
+            return ZERO
+        count = cc_to_count(opening)
+        leg = px if book_side == "bid" else ONE - px
+        return leg * count + taker_fee(px, count, market.fees.multiplier) + CENT
+
+    def _closable(
+        self, account: Account, market: SimMarket, without: SimOrder | None = None
+    ) -> dict[BookSide, int]:
+        """Contracts each side can still close, after the resting orders that claim them."""
+        held = account.positions.get(market.ticker, Position()).position
+        free: dict[BookSide, int] = {"bid": max(-held, 0), "ask": max(held, 0)}
+        for order in sorted(account.resting.get(market.ticker, {}).values(), key=_by_priority):
+            if order is not without and order.live:
+                free[order.book_side] -= min(order.remaining, free[order.book_side])
+        return free
+
+    def _cash_needed(
+        self, market: SimMarket, account: Account, book_side: BookSide, px: Decimal, cc: int
+    ) -> Decimal:
+        """Cash a new order must find available: closing contracts need none."""
+        closable = self._closable(account, market)[book_side]
+        return self._order_cost(market, book_side, px, cc - closable)
+
+    def _rehold(self, account: Account, market: SimMarket) -> None:
+        """Hold cash for the account's resting orders in one market, in priority order: the
+        first orders on a side close what the position allows, the rest open and hold."""
+        resting = account.resting.get(market.ticker)
+        if not resting:
+            return
+        held = account.positions.get(market.ticker, Position()).position
+        free: dict[BookSide, int] = {"bid": max(-held, 0), "ask": max(held, 0)}
+        for order in sorted(resting.values(), key=_by_priority):
+            if not order.live:
+                del resting[order.order_id]
+                account.held -= order.hold
+                order.hold = ZERO
+                continue
+            closing = min(order.remaining, free[order.book_side])
+            free[order.book_side] -= closing
+            hold = self._order_cost(market, order.book_side, order.price, order.remaining - closing)
+            account.held += hold - order.hold
+            order.hold = hold
+
+    def _fillable(self, market: SimMarket, order: SimOrder, group: OrderGroup | None) -> int:
+        """What _match would fill: in priority order, up to an own order under taker_at_cross,
+        and no further than the order group's limit allows before it triggers."""
         opposite: BookSide = "ask" if order.book_side == "bid" else "bid"
         levels = market.book.levels[opposite]
         total = 0
+        if group is not None:
+            room = group.limit - self.group_window(group, self.clock.now())
+            return min(self._fillable(market, order, None), room)
         for tick in sorted(levels, reverse=order.book_side == "ask"):
             if (tick > order.tick) if order.book_side == "bid" else (tick < order.tick):
                 break
@@ -606,7 +666,8 @@ class Exchange:
         market.last_price = price
         market.updated = now
         for order, is_taker in ((maker, False), (taker, True)):
-            fee = self._fee(market, order, price, cc, is_taker=is_taker)
+            trade_fee = self._trade_fee(market, price, cc, is_taker=is_taker)
+            fee = self._book_fill(market, order, price, cc, trade_fee, is_taker, trade_id, now)
             cost = price * cc_to_count(cc)
             if is_taker:
                 order.taker_fill_cost += cost
@@ -614,15 +675,16 @@ class Exchange:
             else:
                 order.maker_fill_cost += cost
                 order.maker_fees += fee
-            self._book_fill(market, order, price, cc, fee, is_taker, trade_id, now)
         self.emit(TradeEvent(trade))
+        self._rehold(self.account(maker.user_id), market)
+        self._rehold(self.account(taker.user_id), market)
         self._announce(maker)
         self._count_group_fill(maker, cc, now)
         self._count_group_fill(taker, cc, now)
 
-    def _fee(
-        self, market: SimMarket, order: SimOrder, price: Decimal, cc: int, *, is_taker: bool
-    ) -> Decimal:
+    @staticmethod
+    def _trade_fee(market: SimMarket, price: Decimal, cc: int, *, is_taker: bool) -> Decimal:
+        """The fill's fee before balance rounding: the formula rounded up to $0.0001."""
         count = cc_to_count(cc)
         mult = market.fees.multiplier
         fee_type = market.fees.fee_type
@@ -633,10 +695,8 @@ class Exchange:
                 price, count, mult, fee_type=fee_type, rounding=DIRECT_MEMBER_PRECISION
             )
         else:
-            return ZERO
-        before = _ceil_cent(order.fee_accrued)
-        order.fee_accrued += trade_fee
-        return _ceil_cent(order.fee_accrued) - before
+            trade_fee = ZERO
+        return trade_fee
 
     def _book_fill(
         self,
@@ -644,11 +704,12 @@ class Exchange:
         order: SimOrder,
         price: Decimal,
         cc: int,
-        fee: Decimal,
+        trade_fee: Decimal,
         is_taker: bool,
         trade_id: str,
         now: float,
-    ) -> None:
+    ) -> Decimal:
+        """Book one side of a fill: position, cost basis, cash; returns the fee charged."""
         account = self.account(order.user_id)
         pos = account.positions.setdefault(market.ticker, Position())
         count = cc_to_count(cc)
@@ -657,20 +718,24 @@ class Exchange:
         held = pos.position
         closing = min(cc, max(-sign * held, 0))  # contracts of the other leg closed
         opening = cc - closing
+        flow = ZERO
         if closing:
             closed = cc_to_count(closing)
             # FixedPointDollars carries six decimals: the basis of a partial close is kept
             # to the micro-dollar, and the rest stays with the open contracts.
             basis = (pos.cost * Decimal(closing) / Decimal(abs(held))).quantize(MICRO_DOLLAR)
             proceeds = (ONE - leg) * closed  # the pair redeems at $1
-            account.balance += proceeds
+            flow += proceeds
             pos.cost -= basis
             pos.realized += proceeds - basis
         if opening:
             outlay = leg * cc_to_count(opening)
-            account.balance -= outlay
+            flow -= outlay
             pos.cost += outlay
-        account.balance -= fee
+        charge = charge_fill(flow, trade_fee, order.carried)
+        order.carried = charge.carried
+        fee = charge.fee
+        account.balance += charge.balance_change
         pos.fees += fee  # realized PnL is before fees, as fees_paid is reported beside it
         pos.position = held + sign * cc
         # contracts outstanding = YES held (each is matched by a NO held by someone else)
@@ -688,12 +753,16 @@ class Exchange:
             account.fills.append(record)
         self.emit(FillEvent(record))
         self.emit(PositionEvent(order.user_id, market.ticker, now))
+        return fee
 
     def _rest(self, market: SimMarket, order: SimOrder) -> None:
         self._priority += 1
         order.priority = self._priority
         market.book.add(order)
-        self.account(order.user_id).open_orders += 1
+        account = self.account(order.user_id)
+        account.open_orders += 1
+        account.resting.setdefault(market.ticker, {})[order.order_id] = order
+        self._rehold(account, market)
         if order.expiration is not None:
             self._expiring.append(order)
         self.emit(
@@ -709,6 +778,7 @@ class Exchange:
         order.status = status
         order.remaining = 0 if status == "canceled" else order.remaining
         order.updated = self.clock.now()
+        self._rehold(self.account(order.user_id), self.markets[order.ticker])
         if why is not None:
             order.last_update_reason = why
 
@@ -746,11 +816,11 @@ class Exchange:
     def cancel_order(self, user_id: str, order_id: str) -> tuple[SimOrder, int]:
         """Cancel; returns the order and how much was taken off (0 if it was already done)."""
         order = self._own_order(user_id, order_id)
+        market = self.market(order.ticker)
+        if market.status in ("closed", "determined", "finalized"):  # even cancels, on Kalshi
+            raise ExchangeError(400, "MARKET_INACTIVE", f"market {order.ticker} is closed")
         if not order.live:
             return order, 0
-        market = self.market(order.ticker)
-        if market.status in ("closed", "determined", "finalized"):
-            raise ExchangeError(400, "MARKET_INACTIVE", f"market {order.ticker} is closed")
         return order, self._cancel_resting(market, order, None)
 
     def cancel_all(self, user_id: str) -> list[tuple[SimOrder, int]]:
@@ -773,20 +843,24 @@ class Exchange:
         if reduce_by is not None:
             target = order.remaining - to_cc(reduce_by, "reduce_by")
         else:
-            target = int(parse_count(reduce_to, "reduce_to") * CC) if _count_ok(reduce_to) else -1
-            if target < 0:
-                raise _bad(f"reduce_to {reduce_to!r} is not a count")
+            try:
+                target = int(parse_count(reduce_to, "reduce_to") * CC)
+            except (TypeError, ValueError) as exc:
+                raise _bad(str(exc)) from None
             if target > order.remaining:
                 raise _bad("reduce_to exceeds the remaining count; use amend to increase")
         target = max(target, 0)
         if target == 0:
             self._cancel_resting(market, order, "Decrease")
             return order
+        if target == order.remaining:
+            return order  # nothing to take off
         cut = order.remaining - target
         order.remaining = target
         order.updated = self.clock.now()
         order.last_update_reason = "Decrease"
         market.book.shrink(order, cut)
+        self._rehold(self.account(user_id), market)
         self.emit(
             BookChange(
                 market.ticker, order.book_side, order.price, -cut, order.updated, user_id,
@@ -828,11 +902,16 @@ class Exchange:
         new_remaining = total - order.filled
         if new_remaining <= 0:
             raise _bad(f"count {count} must exceed the {cc_to_count(order.filled)} already filled")
-        if updated_client_order_id is not None and updated_client_order_id in account.client_ids:
+        renamed = updated_client_order_id not in (None, order.client_order_id)
+        if renamed and updated_client_order_id in account.client_ids:
             raise ExchangeError(409, "order_already_exists", "updated_client_order_id in use")
+        closable = self._closable(account, market, without=order)[order.book_side]
+        need = self._order_cost(market, order.book_side, px, new_remaining - closable)
+        if need - order.hold > account.available:
+            raise ExchangeError(400, "insufficient_balance", "insufficient balance")
         keeps_priority = tick == order.tick and new_remaining <= order.remaining
         now = self.clock.now()
-        if updated_client_order_id is not None:
+        if renamed and updated_client_order_id is not None:
             account.client_ids.pop(order.client_order_id, None)
             order.client_order_id = updated_client_order_id
             account.client_ids[updated_client_order_id] = order.order_id
@@ -844,6 +923,7 @@ class Exchange:
             order.last_update_reason = "Amend"
             if cut:
                 market.book.shrink(order, cut)
+                self._rehold(account, market)
                 self.emit(
                     BookChange(
                         ticker, order.book_side, order.price, -cut, now, user_id,
@@ -1059,6 +1139,10 @@ def _queues(market: SimMarket) -> list[deque[SimOrder]]:
     return [q for side in ("bid", "ask") for q in market.book.levels[side].values()]
 
 
+def _by_priority(order: SimOrder) -> int:
+    return order.priority
+
+
 def _bad(message: str) -> ExchangeError:
     return ExchangeError(400, "invalid_parameters", message)
 
@@ -1079,18 +1163,6 @@ def _on_grid(market: SimMarket, price: object) -> tuple[int, Decimal]:
     except (TypeError, ValueError) as exc:
         raise _bad(f"price {price!r}: {exc}") from None
     return tick, market.grid.price(tick)
-
-
-def _count_ok(value: object) -> bool:
-    try:
-        parse_count(value, "count")
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def _ceil_cent(value: Decimal) -> Decimal:
-    return (value / CENT).to_integral_value(rounding=ROUND_CEILING) * CENT
 
 
 def floor_cents(value: Decimal) -> int:

@@ -220,17 +220,34 @@ def american_to_decimal(odds: int) -> float:
 
 
 def _power_margin(probs: Sequence[float], booksum: float) -> tuple[float, ...]:
-    """Implied probabilities ``p_i^k`` with k chosen so that they sum to ``booksum``."""
-    # Σ p^k falls as k grows (it is n at k → 0 and 1 at k = 1), so bisect on log k.
-    lo, hi = math.log(1e-3), math.log(1e3)
-    for _ in range(80):
-        mid = (lo + hi) / 2.0
-        if math.fsum(p ** math.exp(mid) for p in probs) > booksum:
-            lo = mid
+    """Implied probabilities ``p_i^k`` with k chosen so that they sum to ``booksum``.
+
+    S(k) = Σ p_i^k falls and is convex in k (it is n at k = 0 and 1 at k = 1), so Newton's
+    method from the first-order guess k = 1 + (booksum − 1)/S'(1) converges in a few steps;
+    a bracket on the root keeps every step inside it (bisecting when Newton would leave it).
+    """
+    logs = [math.log(p) for p in probs]
+    lo, hi = 0.0, math.inf  # S(lo) > booksum > S(hi)
+    slope = math.fsum(p * g for p, g in zip(probs, logs, strict=True))  # S'(1) < 0
+    k = 1.0 + (booksum - 1.0) / slope if slope < 0.0 else 1.0
+    for _ in range(100):
+        if not lo < k < hi:  # Newton left the bracket: bisect it (doubling while open)
+            k = 2.0 * lo if hi == math.inf else (lo + hi) / 2.0
+            k = k if k > 0.0 else 1.0
+        powers = [math.exp(k * g) for g in logs]
+        excess = math.fsum(powers) - booksum
+        if excess > 0.0:
+            lo = k
         else:
-            hi = mid
-    k = math.exp((lo + hi) / 2.0)
-    return tuple(p**k for p in probs)
+            hi = k
+        slope = math.fsum(x * g for x, g in zip(powers, logs, strict=True))
+        if excess == 0.0 or slope >= 0.0:
+            break
+        step = excess / slope
+        k -= step
+        if abs(step) <= 1e-15 * k:
+            break
+    return tuple(math.exp(k * g) for g in logs)
 
 
 def _price(implied: Sequence[float], book: Bookmaker) -> tuple[tuple[float, ...], tuple[int, ...]]:
@@ -310,6 +327,14 @@ class OddsFeed:
             g.odds_event_id: g for g in scenario.games if g.sport.odds_sport is not None
         }
         self._active = {g.sport.odds_sport: g.sport for g in self._games.values()}
+        self._names = {
+            e: tuple(o.odds_name for o in sorted(g.outcomes, key=lambda o: o.index))
+            for e, g in self._games.items()
+        }
+        # Memos of pure functions of the seed (see quote): bounded by books × games.
+        self._listed: dict[tuple[str, str], bool] = {}
+        self._book_habits: dict[tuple[str, str], tuple[float, tuple[float, ...]]] = {}
+        self._quotes: dict[tuple[str, str], tuple[int, Quote]] = {}
 
     # ------------------------------------------------------------------ lookups
 
@@ -326,10 +351,13 @@ class OddsFeed:
 
     def lists(self, book: str, event_id: str) -> bool:
         """Whether ``book`` offers this game at all (seeded; Pinnacle lists everything)."""
-        b = BOOKS_BY_KEY[book]
-        if b.coverage >= 1.0:
-            return True
-        return random.Random(f"{self.seed}-{book}-{event_id}-lists").random() < b.coverage
+        key = (book, event_id)
+        listed = self._listed.get(key)
+        if listed is None:
+            b = BOOKS_BY_KEY[book]
+            draw = random.Random(f"{self.seed}-{book}-{event_id}-lists").random()
+            listed = self._listed[key] = b.coverage >= 1.0 or draw < b.coverage
+        return listed
 
     def true_probabilities(self, event_id: str, t: float | None = None) -> dict[str, float]:
         """The truth now (or at ``t``), keyed by the bookmakers' outcome names."""
@@ -351,25 +379,56 @@ class OddsFeed:
     # ------------------------------------------------------------------ the model
 
     def quote(self, book: str, event_id: str, t: float | None = None) -> Quote | None:
-        """What ``book`` shows for the game at ``t`` (default now); None if not offered."""
+        """What ``book`` shows for the game at ``t`` (default now); None if not offered.
+
+        A quote is a pure function of (book, game, update step), so the latest one per
+        (book, game) is kept: asking again within the same step costs a dictionary lookup,
+        and the memo never holds more than one quote per pair the feed can list.
+        """
         b = BOOKS_BY_KEY[book]
         game = self._games[event_id]
         now = self.clock.now() if t is None else t
         if not self.is_listed(game, now) or not self.lists(book, event_id):
             return None
-        speed, origin = self.scenario.speed, self.scenario.origin
-        cadence = b.cadence / speed
+        phase, bias = self._habits(book, event_id)
+        cadence = b.cadence / self.scenario.speed
+        origin = self.scenario.origin
         # A per-(book, game) phase keeps the books from all re-pricing on the same tick.
-        phase = random.Random(f"{self.seed}-{book}-{event_id}-phase").random()
         step = math.floor((now - origin) / cadence + phase)
-        updated = min(now, origin + (step - phase) * cadence)
+        if origin + (step - phase) * cadence > now:  # float rounding at a step boundary
+            step -= 1
+        cached = self._quotes.get((book, event_id))
+        if cached is not None and cached[0] == step:
+            return cached[1]
+        quote = self._price_step(b, game, step, phase, bias)
+        self._quotes[(book, event_id)] = (step, quote)
+        return quote
+
+    def _habits(self, book: str, event_id: str) -> tuple[float, tuple[float, ...]]:
+        """A book's fixed habits on one game: its update phase and its persistent errors."""
+        key = (book, event_id)
+        habits = self._book_habits.get(key)
+        if habits is None:
+            b, game = BOOKS_BY_KEY[book], self._games[event_id]
+            phase = random.Random(f"{self.seed}-{book}-{event_id}-phase").random()
+            rng = random.Random(f"{self.seed}-{book}-{event_id}-bias")
+            habits = phase, tuple(rng.gauss(0.0, b.bias) for _ in game.outcomes)
+            self._book_habits[key] = habits
+        return habits
+
+    def _price_step(
+        self, b: Bookmaker, game: GameSpec, step: int, phase: float, bias: Sequence[float]
+    ) -> Quote:
+        """The prices ``b`` sets on ``game`` at update ``step`` (see the module doc)."""
+        speed, origin = self.scenario.speed, self.scenario.origin
+        updated = origin + (step - phase) * b.cadence / speed
         source = updated - b.lag / speed
         truth = game.path.at(source)
-        bias = random.Random(f"{self.seed}-{book}-{event_id}-bias")
-        jitter = random.Random(f"{self.seed}-{book}-{event_id}-{step}")
+        event_id = game.odds_event_id
+        jitter = random.Random(f"{self.seed}-{b.key}-{event_id}-{step}")
         scores = [
-            math.log(min(max(p, 1e-9), 1.0)) + bias.gauss(0.0, b.bias) + jitter.gauss(0.0, b.jitter)
-            for p in truth
+            math.log(min(max(p, 1e-9), 1.0)) + e + jitter.gauss(0.0, b.jitter)
+            for p, e in zip(truth, bias, strict=True)
         ]
         top = max(scores)
         weights = [math.exp(s - top) for s in scores]
@@ -380,9 +439,8 @@ class OddsFeed:
         lay_decimal = lay_american = None
         if b.exchange:  # lay odds sit above the back odds: a booksum below one
             lay_decimal, lay_american = _price(_power_margin(fair, 1.0 - margin), b)
-        names = tuple(o.odds_name for o in sorted(game.outcomes, key=lambda o: o.index))
         return Quote(
-            book, event_id, names, decimal, american, fair, updated, source,
+            b.key, event_id, self._names[event_id], decimal, american, fair, updated, source,
             lay_decimal, lay_american,
         )  # fmt: skip
 

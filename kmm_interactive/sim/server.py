@@ -755,17 +755,17 @@ class KalshiServer:
         )
 
     async def balance(self, request: web.Request) -> web.Response:
+        """``balance`` is what is available to trade: cash less what resting orders hold."""
         account = self.exchange.account(self.user(request))
         exposure = sum((p.cost for p in account.positions.values()), ZERO)
+        available = floor_cents(account.available)
         return web.json_response(
             {
-                "balance": floor_cents(account.balance),
-                "balance_dollars": wire.dollars(account.balance),
+                "balance": available,
+                "balance_dollars": wire.dollars(account.available),
                 "portfolio_value": floor_cents(account.balance + exposure),
                 "updated_ts": int(time.time()),
-                "balance_breakdown": [
-                    {"exchange_index": 0, "balance": floor_cents(account.balance)}
-                ],
+                "balance_breakdown": [{"exchange_index": 0, "balance": available}],
             }
         )
 

@@ -458,7 +458,7 @@ def ws_book_delta(
         "market_ticker": m.ticker,
         "market_id": m.market_id,
         "price_dollars": dollars(level),
-        "delta_fp": format_count(Decimal(delta) / 100),
+        "delta_fp": format_count(cc_to_count(delta)),
         "side": outcome_side(book_side),
         "ts": iso(ts),
         "ts_ms": ms(ts),

@@ -718,3 +718,44 @@ def test_partial_close_keeps_cost_to_the_micro_dollar_and_flat_accounts_get_no_s
     lab.ex.settle(lab.nba)
     assert lab.ex.accounts["alice"].settlements == []
     assert [s.yes_count for s in lab.ex.accounts["carol"].settlements] == [300]
+
+
+def test_resting_orders_hold_cash_and_closing_needs_none() -> None:
+    lab = make_lab(balance=D(10))
+    alice = lab.ex.accounts["alice"]
+    first = lab.put("alice", "bid", "0.50", 18)  # 9.00 + fee 0.07×18×0.25 → 0.32 + 1¢ = 9.33
+    assert alice.available == D("0.67")
+    refused(400, "insufficient_balance", lab.put, "alice", "bid", "0.40", 2)
+    # A bigger amend is refused too; a smaller one frees cash.
+    refused(
+        400, "insufficient_balance", lab.ex.amend_order, "alice", first.order_id,
+        ticker=lab.nba, side="bid", price="0.50", count="20",
+    )  # fmt: skip
+    lab.ex.decrease_order("alice", first.order_id, reduce_to="10")
+    assert alice.available == D("10") - (D("5.00") + D("0.18") + D("0.01"))
+    # Bob sells 10 into the bid; Alice's cash pays for them; then she can sell them with
+    # no cash at all: closing contracts need none.
+    lab.put("bob", "ask", "0.50", 10, "ioc")
+    assert (alice.balance, alice.held) == (D("4.95"), 0)  # maker fee 0.04375 → 5¢
+    lab.ex.accounts["alice"].balance = D(0)  # spent elsewhere
+    lab.put("alice", "ask", "0.55", 10)
+    assert alice.held == 0
+    # Only the contracts she holds are free: a second ask would open NO and needs cash.
+    refused(400, "insufficient_balance", lab.put, "alice", "ask", "0.56", 1)
+
+
+def test_fill_or_kill_respects_its_order_group() -> None:
+    lab = make_lab()
+    group = lab.ex.create_group("alice", "2")
+    lab.put("bob", "ask", "0.50", 5)
+    order = lab.put("alice", "bid", "0.50", 5, "fok", order_group_id=group.group_id)
+    assert (order.status, order.filled) == ("canceled", 0)
+    assert lab.ex.accounts["bob"].fills == []
+
+
+def test_orders_cannot_even_be_cancelled_after_close() -> None:
+    lab = make_lab()
+    order = lab.put("alice", "bid", "0.40", 1)
+    lab.ex.close_market(lab.nba)
+    refused(400, "MARKET_INACTIVE", lab.ex.cancel_order, "alice", order.order_id)
+    assert (order.status, order.last_update_reason) == ("canceled", "CloseCancel")

@@ -139,7 +139,10 @@ async def test_portfolio_validates_against_the_spec(world: World) -> None:
         "6.00",
     )
     balance = checks[4][0][1]
-    assert balance["balance"] == 100000 - 180 - 2
+    # Available: 4 bought at 0.45 and a 2¢ fee, and the 6 still resting hold 6 × 0.45 plus
+    # the largest fee they could pay (0.07 × 6 × 0.2475 → 11¢) and a cent for rounding.
+    assert balance["balance"] == 100000 - 180 - 2 - (270 + 11 + 1)
+    assert balance["portfolio_value"] == 100000 - 2
     # Settlement: the game resolves and the holder is paid a dollar a contract.
     ex = world.exchange
     ex.determine(ticker, "yes")
