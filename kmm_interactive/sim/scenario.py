@@ -17,7 +17,6 @@ from __future__ import annotations
 import bisect
 import math
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -292,21 +291,8 @@ class Scenario:
     def market(self, ticker: str) -> tuple[GameSpec, Outcome]:
         return self._by_ticker[ticker]
 
-    def scenario_seconds(self, wall: float) -> float:
-        return (wall - self.origin) * self.speed
-
-    def wall(self, scenario_seconds: float) -> float:
-        return self.origin + scenario_seconds / self.speed
-
 
 # --------------------------------------------------------------------------- building
-
-
-def _softmax(scores: Sequence[float]) -> tuple[float, ...]:
-    top = max(scores)
-    e = [math.exp(s - top) for s in scores]
-    total = sum(e)
-    return tuple(x / total for x in e)
 
 
 def _event_ticker(sport: SportSpec, away: Team, home: Team, start: float, taken: set[str]) -> str:
@@ -326,49 +312,74 @@ def _event_ticker(sport: SportSpec, away: Team, home: Team, start: float, taken:
     return ticker
 
 
+#: The latent model, in units of the game's outcome noise (the in-play swing has sd 1).
+HOME_EDGE: Final = 0.12  # home advantage in the latent margin
+STRENGTH_SD: Final = 0.75  # spread of pre-game strength differences
+DRIFT_STEP: Final = 300.0  # scenario seconds between pre-game drift steps
+DRIFT_SD: Final = 0.02
+NEWS_RATE: Final = 1.0 / 7200.0  # news jumps per scenario second (about one in 2 h)
+NEWS_SD: Final = 0.25
+IN_PLAY_STEP: Final = 60.0
+#: A soccer game is level when the latent margin ends within ±DRAW_BAND: 26 % at an even start.
+DRAW_BAND: Final = 0.332
+
+
+def _phi(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def _outcome_probs(x: float, sd: float, draw: bool) -> tuple[float, ...]:
+    """(away, home[, tie]) given latent home margin ``x`` and the noise ``sd`` still to come."""
+    band = DRAW_BAND if draw else 0.0
+    home = _phi((x - band) / sd)
+    away = _phi((-x - band) / sd)
+    return (away, home, max(0.0, 1.0 - home - away)) if draw else (away, home)
+
+
 def _truth(
     rng: random.Random, sport: SportSpec, game_id: str, start: float, end: float, scn: _Frame
 ) -> tuple[TruthPath, list[NewsJump], int]:
-    """Draw one game's path of true probabilities, its news jumps and its result."""
-    strength = rng.gauss(0.15, 0.8)  # home minus away, in logit units (home advantage)
-    draw_score = math.log(0.27 / 0.73) if sport.draw else -math.inf
+    """Draw one game's path of true probabilities, its news jumps and its result.
 
-    def probs(x: float) -> tuple[float, ...]:
-        scores = [-x / 2, x / 2] + ([draw_score] if sport.draw else [])
-        return _softmax(scores)
-
-    times, path, news = [scn.origin], [probs(strength)], []
-    s = 0.0
-    pre_step, news_rate = 300.0, 1.0 / 7200.0  # scenario seconds; about one jump in 2 h
+    A latent home margin X moves by small drift steps and news jumps before the start and
+    by a Brownian swing of variance 1 over the game; the result is the sign of X at the end
+    (a draw inside ±DRAW_BAND for soccer). The truth at any time is the probability of each
+    result given X now and the variance still to come, so it is a martingale: a team priced
+    at 60 % wins 60 % of the time, before the start and in play.
+    """
+    x = rng.gauss(HOME_EDGE, STRENGTH_SD)
     start_s = scn.scenario(start)
+    # Expected pre-game variance still to come per scenario second: drift plus news.
+    pre_rate = DRIFT_SD**2 / DRIFT_STEP + NEWS_RATE * NEWS_SD**2
+
+    def pre_game(x: float, s: float) -> tuple[float, ...]:
+        return _outcome_probs(x, math.sqrt(1.0 + pre_rate * max(start_s - s, 0.0)), sport.draw)
+
+    times, path, news = [scn.origin], [pre_game(x, 0.0)], []
+    s = 0.0
     while True:
-        step = min(pre_step, rng.expovariate(news_rate))
+        step = min(DRIFT_STEP, rng.expovariate(NEWS_RATE))
         s += step
         if s >= start_s:
             break
-        if step < pre_step:  # a news jump landed before the next drift step
-            before = probs(strength)
-            jump = rng.gauss(0.0, 0.45)
-            strength += math.copysign(max(abs(jump), 0.15), jump)
-            news.append(NewsJump(game_id, scn.wall(s), before, probs(strength)))
+        if step < DRIFT_STEP:  # a news jump landed before the next drift step
+            before = pre_game(x, s)
+            x += rng.gauss(0.0, NEWS_SD)
+            news.append(NewsJump(game_id, scn.wall(s), before, pre_game(x, s)))
         else:
-            strength += rng.gauss(0.0, 0.03)
+            x += rng.gauss(0.0, DRIFT_SD)
         times.append(scn.wall(s))
-        path.append(probs(strength))
-    # In play the walk speeds up; its variance over the game is what makes favourites lose.
-    in_play_step = 60.0
-    n_steps = max(1, int(sport.in_play_seconds / in_play_step))
-    sd = 1.6 / math.sqrt(n_steps)
-    for i in range(1, n_steps):
-        strength += rng.gauss(0.0, sd)
-        if sport.draw:
-            draw_score += 0.6 / n_steps  # a level game grows likelier to end level
-        times.append(scn.wall(start_s + i * in_play_step))
-        path.append(probs(strength))
-    final = path[-1]
-    result = rng.choices(range(len(final)), weights=final)[0]
+        path.append(pre_game(x, s))
+    n_steps = max(1, int(sport.in_play_seconds / IN_PLAY_STEP))
+    step_sd = 1.0 / math.sqrt(n_steps)
+    for i in range(n_steps):
+        times.append(scn.wall(start_s + i * IN_PLAY_STEP))
+        path.append(_outcome_probs(x, math.sqrt((n_steps - i) / n_steps), sport.draw))
+        x += rng.gauss(0.0, step_sd)
+    band = DRAW_BAND if sport.draw else 0.0
+    result = 1 if x > band else 0 if x < -band else 2
     times.append(end)
-    path.append(tuple(1.0 if i == result else 0.0 for i in range(len(final))))
+    path.append(tuple(1.0 if i == result else 0.0 for i in range(len(path[-1]))))
     return TruthPath(tuple(times), tuple(path)), news, result
 
 

@@ -80,7 +80,7 @@ def _run(seed: int, steps: int) -> int:
     for step in range(steps):
         user = rng.choice(USERS)
         ticker = rng.choice(tickers)
-        live = [o for o in ex.live_orders(user)]
+        live = list(ex.live_orders(user))
         roll = rng.random()
         price = f"0.{rng.randint(30, 70):02d}"
         try:

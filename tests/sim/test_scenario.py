@@ -85,3 +85,25 @@ def test_many_games_get_distinct_tickers() -> None:
 def test_bad_arguments_say_what_is_allowed(kwargs: dict[str, object], fragment: str) -> None:
     with pytest.raises(ValueError, match=re.escape(fragment)):
         build_scenario(now=NOW, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("moment", ["pre_game", "half_time"])
+def test_the_truth_is_calibrated_a_team_at_60_percent_wins_60_percent(moment: str) -> None:
+    scn = build_scenario("small", seed=5, now=NOW, speed=1, n_games=4000)
+    bins: dict[int, list[tuple[float, bool]]] = {}
+    for g in scn.games:
+        t = g.start - 1 if moment == "pre_game" else (g.start + g.end) / 2
+        for o in g.outcomes:
+            p = g.path.at(t)[o.index]
+            bins.setdefault(min(int(p * 5), 4), []).append((p, o.index == g.result_index))
+    for b, rows in sorted(bins.items()):
+        n = len(rows)
+        mean_p = sum(p for p, _ in rows) / n
+        won = sum(w for _, w in rows) / n
+        se = max((mean_p * (1 - mean_p) / n) ** 0.5, 1e-3)
+        assert abs(won - mean_p) < 4 * se, f"bin {b}: priced {mean_p:.3f}, won {won:.3f}, n={n}"
+    draws = [g for g in scn.games if g.sport.draw]
+    priced = sum(g.path.at(g.start - 1)[2] for g in draws) / len(draws)
+    drawn = sum(g.result_index == 2 for g in draws) / len(draws)
+    assert 0.2 < priced < 0.3
+    assert abs(drawn - priced) < 0.04
