@@ -174,20 +174,25 @@ def _quote(args: argparse.Namespace) -> int:
 
 def _sim(args: argparse.Namespace) -> int:
     import asyncio
-    import contextlib
     import json
+    import signal
     import time
 
     from kmm_interactive.sim.embedded import start_embedded, uptime_summary
 
     async def serve() -> None:
+        # Stop cleanly (servers closed, demo key deleted) on Ctrl-C, TERM or HUP alike.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, stop.set)
         sim = await start_embedded(seed=args.seed, scenario=args.scenario, speed=args.speed)
         started = time.monotonic()
         try:
+            info = sim.connection_info()
             if args.json:
-                print(json.dumps(sim.connection_info()), flush=True)
+                print(json.dumps(info), flush=True)
             else:
-                info = sim.connection_info()
                 print(f"embedded Kalshi exchange: {info['rest_url']}")
                 print(f"WebSocket:                {info['ws_url']}")
                 print(f"odds feed:                {info['odds_url']}")
@@ -195,15 +200,16 @@ def _sim(args: argparse.Namespace) -> int:
                 print(f"private key:              {info['private_key_path']}")
                 print(f"{len(sim.scenario.games)} games, speed {args.speed:g}; Ctrl-C stops")
                 print("(`kmm sim --json` prints these, with the odds API key, as JSON)", flush=True)
-            while True:
-                await asyncio.sleep(60)
-                if not args.json:
-                    print(uptime_summary(sim, started), flush=True)
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), 60)
+                except TimeoutError:
+                    if not args.json:
+                        print(uptime_summary(sim, started), flush=True)
         finally:
             await sim.close()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+    asyncio.run(serve())
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import enum
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,21 +33,33 @@ WIRE_PRICE_DECIMALS: Final = 4
 # --------------------------------------------------------------------------- fixed point
 
 
+#: Plain decimal notation, ASCII digits only: what Kalshi prints ("0.5600", "-4.00", "10").
+_PLAIN_DECIMAL: Final = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?|[+-]?\.[0-9]+")
+#: No price, count or balance comes near 10^15; bigger values are hostile or broken input,
+#: refused before any arithmetic (10^999999 would take the CPU for a minute).
+_MAX_MAGNITUDE: Final = 15
+
+
 def _to_decimal(value: object, what: str) -> Decimal:
     if isinstance(value, bool | float):
         # A float has already lost the exact value; refuse it rather than guess.
         raise TypeError(f"{what} must be a string, int or Decimal, not {type(value).__name__}")
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, int | str):
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) > 64 or not _PLAIN_DECIMAL.fullmatch(text):
+            raise ValueError(f"{what} = {value[:64]!r} is not a plain decimal number")
+        value = text
+    if isinstance(value, Decimal | int | str):
         try:
-            result = Decimal(value.strip() if isinstance(value, str) else value)
-        except InvalidOperation:
+            result = Decimal(value)
+        except (InvalidOperation, ValueError):
             raise ValueError(f"{what} = {value!r} is not a number") from None
     else:
         raise TypeError(f"{what} must be a string, int or Decimal, not {type(value).__name__}")
     if not result.is_finite():
         raise ValueError(f"{what} = {value!r} is not a finite number")
+    if result and result.adjusted() >= _MAX_MAGNITUDE:
+        raise ValueError(f"{what} is too large (at most {_MAX_MAGNITUDE} digits before the point)")
     return result
 
 

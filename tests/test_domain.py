@@ -47,10 +47,15 @@ def test_parse_dollars_is_exact_and_refuses_floats():
         parse_dollars(True)
     with pytest.raises(ValueError, match="more than 6 decimals"):
         parse_dollars("0.1234567")
-    with pytest.raises(ValueError, match="not a number"):
-        parse_dollars("abc")
+    for text in ("abc", "NaN", "Infinity", "1e5", "1_0", "١", "0x10"):
+        with pytest.raises(ValueError, match="not a plain decimal number"):
+            parse_dollars(text)
     with pytest.raises(ValueError, match="finite"):
-        parse_dollars("NaN")
+        parse_dollars(Decimal("NaN"))
+    # Hostile magnitudes are refused before any arithmetic could take minutes.
+    for huge in (10**30, Decimal("1e999999"), "9" * 40):
+        with pytest.raises(ValueError, match=r"too large|plain decimal"):
+            parse_count(huge)
 
 
 def test_parse_count_two_decimals_and_sign():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ class Verifier:
         assert signature is not None
         if key_id not in self._keys:
             raise AuthError("unknown API key id")
-        if not stamp.isdigit():
+        if not re.fullmatch(r"[0-9]{1,16}", stamp):
             raise AuthError(f"{TIMESTAMP_HEADER} must be Unix time in milliseconds (digits)")
         ts = int(stamp)
         if ts < SECONDS_CUTOFF:

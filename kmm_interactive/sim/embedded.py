@@ -102,12 +102,14 @@ class EmbeddedSim:
         if self.closed:
             return
         self.closed = True
-        self._driver.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._driver
-        await self._kalshi.close()
-        await self._odds.close()
-        shutil.rmtree(self._key_dir, ignore_errors=True)
+        try:
+            self._driver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._driver
+            await self._kalshi.close()
+            await self._odds.close()
+        finally:
+            shutil.rmtree(self._key_dir, ignore_errors=True)
 
 
 async def _drive(simulation: Simulation, clock: WallClock) -> None:
@@ -139,19 +141,22 @@ async def start_embedded(
     exchange.open_account(DEMO_USER, balance)
     faults = Faults(seed)
     key_dir = Path(tempfile.mkdtemp(prefix="kmm-demo-key-"))
-    key = write_demo_key(key_dir, str(uuid.UUID(int=secrets.randbits(128), version=4)))
-    verifier = Verifier()
-    verifier.register(key.key_id, key.public_key, DEMO_USER)
-    server = KalshiServer(exchange, verifier, faults=faults, limiter=RateLimiter(tier))
-    simulation = Simulation(scn, exchange, agents or AgentConfig(), seed=seed)
-    simulation.advance_to(clock.now())
-    odds_key = secrets.token_hex(16)
-    feed = OddsFeed(scn, clock, seed=seed)
-    kalshi = await start_kalshi_server(server, port=kalshi_port)
+    kalshi: RunningServer | None = None
     try:
+        key = write_demo_key(key_dir, str(uuid.UUID(int=secrets.randbits(128), version=4)))
+        verifier = Verifier()
+        verifier.register(key.key_id, key.public_key, DEMO_USER)
+        server = KalshiServer(exchange, verifier, faults=faults, limiter=RateLimiter(tier))
+        simulation = Simulation(scn, exchange, agents or AgentConfig(), seed=seed)
+        simulation.advance_to(clock.now())
+        odds_key = secrets.token_hex(16)
+        feed = OddsFeed(scn, clock, seed=seed)
+        kalshi = await start_kalshi_server(server, port=kalshi_port)
         odds = await start_odds_server(feed, api_key=odds_key, faults=faults, port=odds_port)
-    except BaseException:
-        await kalshi.close()
+    except BaseException:  # nothing started may outlive a failed start, least of all the key
+        if kalshi is not None:
+            await kalshi.close()
+        shutil.rmtree(key_dir, ignore_errors=True)
         raise
     driver = asyncio.create_task(_drive(simulation, clock), name="kmm-embedded-agents")
     log.info("embedded exchange on %s (%d games, speed %g)", kalshi.url, len(scn.games), speed)

@@ -54,6 +54,7 @@ GROUP_WINDOW: Final = 15.0  # seconds of the order-group rolling window
 CC: Final = 100  # centi-contracts per contract
 MAX_OPEN_ORDERS: Final = 200_000
 MICRO_DOLLAR: Final = Decimal("0.000001")
+MAX_EXPIRY: Final = 10 * 365 * 86400  # seconds ahead an order may be set to expire
 
 
 class ExchangeError(Exception):
@@ -472,8 +473,9 @@ class Exchange:
                 raise _bad("expiration_time is allowed only with good_till_canceled")
             if not isinstance(expiration_time, int) or isinstance(expiration_time, bool):
                 raise _bad("expiration_time must be integer Unix seconds")
-            if expiration_time <= self.clock.now():
-                raise _bad("expiration_time is in the past")
+            now = self.clock.now()
+            if not now < expiration_time <= now + MAX_EXPIRY:
+                raise _bad("expiration_time must be in the future and within 10 years")
         if post_only and time_in_force != "good_till_canceled":
             raise _bad("post_only is allowed only with good_till_canceled")
         if client_order_id is not None:

@@ -21,6 +21,7 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from typing import Any, Final, TypeVar
 
 from aiohttp import web
 
-from kmm_interactive.domain import ZERO
+from kmm_interactive.domain import ZERO, format_count, parse_count
 from kmm_interactive.sim import wire
 from kmm_interactive.sim.auth import (
     KEY_HEADER,
@@ -50,6 +51,7 @@ from kmm_interactive.sim.loopback import LOOPBACK, listen
 from kmm_interactive.sim.ratelimit import CANCEL_COST, DEFAULT_COST, RateLimiter
 from kmm_interactive.sim.ws import WsHub
 
+log = logging.getLogger(__name__)
 API: Final = "/trade-api/v2"
 WS_PATH: Final = "/trade-api/ws/v2"
 V2_ORDERS: Final = f"{API}/portfolio/events/orders"
@@ -259,8 +261,9 @@ class KalshiServer:
             if request.method == "GET" and _is_public(request.path) and not _signed(request):
                 user = ANONYMOUS  # market data needs no key on Kalshi
             else:
+                signed_path = request.raw_path.split("?", 1)[0]  # as sent, without the query
                 user = self.verifier.verify(
-                    request.headers, request.method, request.path, int(time.time() * 1000)
+                    request.headers, request.method, signed_path, int(time.time() * 1000)
                 )
         except AuthError as exc:
             self.stats.rejected_auth += 1
@@ -282,6 +285,11 @@ class KalshiServer:
             return _error(400, "invalid_parameters", str(exc), nested=nested)
         except ExchangeError as exc:
             return _error(exc.status, exc.code, exc.message, nested=nested)
+        except web.HTTPException:
+            raise
+        except Exception:  # a bug: say so plainly, and keep serving
+            log.exception("embedded exchange: %s %s failed", request.method, request.path)
+            return _error(500, "internal_error", "internal error", nested=nested)
 
     def _charge_default(self, request: web.Request, user: str) -> bool:
         """Bill single requests here; batches bill per item in their handlers."""
@@ -289,10 +297,10 @@ class KalshiServer:
         if path.startswith(V2_ORDERS) or path.startswith(f"{API}/portfolio/order_groups"):
             if method == "GET":
                 return self.limiter.allow(user, "read", DEFAULT_COST)
-            if path.endswith("/batched") or (path == V2_ORDERS and method == "DELETE"):
+            if path.endswith("/batched"):
                 return True  # billed by the handler, per item
-            cost = CANCEL_COST if method == "DELETE" else DEFAULT_COST
-            return self.limiter.allow(user, "write", cost)
+            cancel = method == "DELETE" and path.startswith(V2_ORDERS)  # cancels cost 2
+            return self.limiter.allow(user, "write", CANCEL_COST if cancel else DEFAULT_COST)
         return self.limiter.allow(user, "read", DEFAULT_COST)
 
     @staticmethod
@@ -470,8 +478,8 @@ class KalshiServer:
             user,
             ticker=_field(body, "ticker", str),
             side=_field(body, "side", str),
-            price=_field(body, "price", (str, int, Decimal)),
-            count=_field(body, "count", (str, int, Decimal)),
+            price=_field(body, "price", str),
+            count=_field(body, "count", str),
             time_in_force=_field(body, "time_in_force", str),
             self_trade_prevention_type=_field(body, "self_trade_prevention_type", str),
             client_order_id=_field(body, "client_order_id", str, required=False),
@@ -527,6 +535,9 @@ class KalshiServer:
                 results.append(self._item_error(item, 400, "invalid_parameters", str(exc)))
             except ExchangeError as exc:
                 results.append(self._item_error(item, exc.status, exc.code, exc.message))
+            except Exception:  # one item's bug must not hide the others' results
+                log.exception("embedded exchange: batch item failed")
+                results.append(self._item_error(item, 500, "internal_error", "internal error"))
         return web.json_response({"orders": results}, status=201)
 
     @staticmethod
@@ -594,10 +605,6 @@ class KalshiServer:
 
     async def cancel_all(self, request: web.Request) -> web.Response:
         user = self.user(request)
-        live = list(self.exchange.live_orders(user))
-        if not self.limiter.allow(user, "write", max(CANCEL_COST * len(live), CANCEL_COST)):
-            self.stats.rejected_rate += 1
-            return _too_many()
         results = [
             {
                 "order_id": o.order_id,
@@ -628,8 +635,8 @@ class KalshiServer:
             request.match_info["order_id"],
             ticker=_field(body, "ticker", str),
             side=_field(body, "side", str),
-            price=_field(body, "price", (str, int, Decimal)),
-            count=_field(body, "count", (str, int, Decimal)),
+            price=_field(body, "price", str),
+            count=_field(body, "count", str),
             client_order_id=_field(body, "client_order_id", str, required=False),
             updated_client_order_id=_field(body, "updated_client_order_id", str, required=False),
         )
@@ -640,8 +647,8 @@ class KalshiServer:
         order = self.exchange.decrease_order(
             self.user(request),
             request.match_info["order_id"],
-            reduce_by=_field(body, "reduce_by", (str, int, Decimal), required=False),
-            reduce_to=_field(body, "reduce_to", (str, int, Decimal), required=False),
+            reduce_by=_field(body, "reduce_by", str, required=False),
+            reduce_to=_field(body, "reduce_to", str, required=False),
         )
         return web.json_response(
             {
@@ -785,11 +792,22 @@ class KalshiServer:
         return web.json_response({"order_groups": groups})
 
     @staticmethod
-    def _limit_of(body: Json) -> object:
-        limit = body.get("contracts_limit_fp", body.get("contracts_limit"))
-        if limit is None or isinstance(limit, bool):
+    def _limit_of(body: Json) -> str:
+        """A group limit: ``contracts_limit_fp`` (string) or ``contracts_limit`` (integer),
+        whole contracts, and the same if both are given."""
+        fp = _field(body, "contracts_limit_fp", str, required=False)
+        whole = _field(body, "contracts_limit", int, required=False)
+        if fp is None and whole is None:
             raise BadRequest("contracts_limit_fp (or contracts_limit) is required")
-        return limit
+        try:
+            value = parse_count(fp if fp is not None else whole, "contracts_limit")
+        except (TypeError, ValueError) as exc:
+            raise BadRequest(str(exc)) from None
+        if value != value.to_integral_value() or value <= 0:
+            raise BadRequest("contracts_limit must be a positive whole number of contracts")
+        if fp is not None and whole is not None and Decimal(whole) != value:
+            raise BadRequest("contracts_limit and contracts_limit_fp disagree")
+        return format_count(value)
 
     async def group_create(self, request: web.Request) -> web.Response:
         group = self.exchange.create_group(self.user(request), self._limit_of(await _body(request)))

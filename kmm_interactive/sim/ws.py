@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,8 +56,11 @@ UNSERVED: Final = (
 )
 SEQUENCED: Final = frozenset({"orderbook_delta", "trade", "market_lifecycle_v2"})
 PRIVATE: Final = frozenset({"fill", "user_orders", "market_positions"})
+log = logging.getLogger(__name__)
 PING_INTERVAL: Final = 10.0
-QUEUE_LIMIT: Final = 20_000
+QUEUE_LIMIT: Final = 20_000  # frames waiting for one connection before its streams overflow
+ERROR_ROOM: Final = 1_000  # kept free beyond the limit for the frames that say so
+MAX_COMMAND_BYTES: Final = 1024 * 1024
 MAX_MARKETS_PER_SUB: Final = 500_000
 
 ERRORS: Final = {
@@ -102,7 +106,9 @@ class Subscription:
 class Connection:
     user_id: str
     ws: web.WebSocketResponse
-    queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    queue: asyncio.Queue[str | None] = field(
+        default_factory=lambda: asyncio.Queue(QUEUE_LIMIT + ERROR_ROOM)
+    )
     subs: dict[int, Subscription] = field(default_factory=dict)
     next_sid: int = 1
     opened: float = field(default_factory=time.monotonic)
@@ -119,7 +125,7 @@ class WsHub:
     # ------------------------------------------------------------------ connection
 
     async def serve(self, request: web.Request, user_id: str) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=True, max_msg_size=64 * 1024 * 1024)
+        ws = web.WebSocketResponse(autoping=True, max_msg_size=MAX_COMMAND_BYTES)
         await ws.prepare(request)
         conn = Connection(user_id, ws)
         self.connections.add(conn)
@@ -140,15 +146,19 @@ class WsHub:
         return ws
 
     async def _writer(self, conn: Connection) -> None:
-        drop_at = self._next_drop()
         while True:
-            timeout = None if drop_at is None else max(0.0, drop_at - time.monotonic())
-            try:
-                frame = await asyncio.wait_for(conn.queue.get(), timeout)
-            except TimeoutError:
+            # The drop fault is read afresh on every pass: switching it on or off takes
+            # effect on open connections within a quarter second.
+            every = self.faults.settings.ws_drop
+            due = conn.opened + every - time.monotonic() if every > 0 else None
+            if due is not None and due <= 0:
                 self.faults.counts["ws_drop"] += 1
                 await conn.ws.close(code=1011, message=b"injected drop")
                 return
+            try:
+                frame = await asyncio.wait_for(conn.queue.get(), min(due or 0.25, 0.25))
+            except TimeoutError:
+                continue
             if frame is None or conn.ws.closed:
                 return
             try:
@@ -156,10 +166,6 @@ class WsHub:
             except (ConnectionError, RuntimeError):
                 return
             self.frames_sent += 1
-
-    def _next_drop(self) -> float | None:
-        every = self.faults.settings.ws_drop
-        return time.monotonic() + every if every > 0 else None
 
     async def _pinger(self, conn: Connection) -> None:
         while not conn.ws.closed:
@@ -187,28 +193,36 @@ class WsHub:
         if faults.settings.duplicate_frame and faults.roll("duplicate_frame"):
             frames.append(frame)
         for f in frames:
-            try:
-                conn.queue.put_nowait(f)
-            except asyncio.QueueFull:
-                if sub is not None:
-                    conn.subs.pop(sub.sid, None)
-                    self._overflow(conn, sub)
+            if sub is not None and conn.queue.qsize() >= QUEUE_LIMIT:
+                self._overflow(conn, sub)
                 return
+            self._enqueue(conn, f)
+
+    def _enqueue(self, conn: Connection, frame: str) -> None:
+        try:
+            conn.queue.put_nowait(frame)
+        except asyncio.QueueFull:  # even the room kept for errors is gone: give up on it
+            conn.subs.clear()
+            asyncio.get_running_loop().create_task(conn.ws.close(code=1011, message=b"overflow"))
 
     def _overflow(self, conn: Connection, sub: Subscription) -> None:
-        # Make room for the one frame that tells the client why its stream stopped.
-        with contextlib.suppress(asyncio.QueueEmpty):
-            conn.queue.get_nowait()
-        body = {"type": "error", "sid": sub.sid, "msg": {"code": 25, "msg": ERRORS[25]}}
-        with contextlib.suppress(asyncio.QueueFull):
-            conn.queue.put_nowait(json.dumps(body))
+        """End a subscription whose reader fell behind, with error 25 (terminal, as on Kalshi)."""
+        conn.subs.pop(sub.sid, None)
+        body: dict[str, Any] = {
+            "type": "error",
+            "sid": sub.sid,
+            "msg": {"code": 25, "msg": ERRORS[25]},
+        }
+        if sub.channel in SEQUENCED:
+            body["seq"] = sub.seq
+        self._enqueue(conn, json.dumps(body))
 
     def _error(self, conn: Connection, cmd_id: object, code: int, detail: str = "") -> None:
         body: dict[str, Any] = {
             "type": "error",
             "msg": {"code": code, "msg": detail or ERRORS[code]},
         }
-        if isinstance(cmd_id, int) and cmd_id:
+        if isinstance(cmd_id, int) and not isinstance(cmd_id, bool) and cmd_id:
             body["id"] = cmd_id
         self._put(conn, body, None)
 
@@ -217,7 +231,7 @@ class WsHub:
     def _command(self, conn: Connection, text: str) -> None:
         try:
             cmd = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             self._error(conn, None, 1, "message is not JSON")
             return
         if not isinstance(cmd, dict):
@@ -244,21 +258,43 @@ class WsHub:
                 self._update(conn, cmd_id, params)
         except CommandError as exc:
             self._error(conn, cmd_id, exc.code, exc.detail)
+        except Exception as exc:  # a command must never take the connection down
+            log.warning("ws command failed: %s", type(exc).__name__)
+            self._error(conn, cmd_id, 1, "the command could not be processed")
 
-    def _tickers(self, params: Mapping[str, Any], *, required: bool) -> list[str] | None:
-        one, many = params.get("market_ticker"), params.get("market_tickers")
-        if one is not None and many is not None:
-            raise CommandError(11, "market_ticker and market_tickers are mutually exclusive")
-        if one is not None:
-            many = [one]
-        if many is None:
+    def _tickers(
+        self, params: Mapping[str, Any], *, required: bool, ids_allowed: bool = False
+    ) -> list[str] | None:
+        """The markets a command names (by ticker, or by id on the ticker channel), all known."""
+        given = [
+            k for k in ("market_ticker", "market_tickers", "market_id", "market_ids") if k in params
+        ]
+        if len(given) > 1:
+            raise CommandError(11, f"{' and '.join(given)} are mutually exclusive")
+        if not given:
             if required:
                 raise CommandError(14)
             return None
+        key = given[0]
+        value = params[key]
+        many = [value] if key in ("market_ticker", "market_id") else value
         if not isinstance(many, list) or not all(isinstance(t, str) and t for t in many):
-            raise CommandError(11, "market_tickers must be a list of ticker strings")
-        if not many and required:
+            raise CommandError(11, f"{key} must be a non-empty string or a list of them")
+        if not many:
             raise CommandError(14)
+        if key.startswith("market_id"):
+            if not ids_allowed:
+                raise CommandError(11, f"{key} is accepted on the ticker channel only")
+            by_id = {m.market_id: t for t, m in self.exchange.markets.items()}
+            unknown = [i for i in many if i not in by_id]
+            if unknown:
+                raise CommandError(11, f"unknown market id(s): {', '.join(unknown[:5])}")
+            many = [by_id[i] for i in many]
+        unknown = [t for t in many if t not in self.exchange.markets]
+        if unknown:
+            raise CommandError(11, f"unknown market ticker(s): {', '.join(unknown[:5])}")
+        if len(many) > MAX_MARKETS_PER_SUB:
+            raise CommandError(26)
         return list(dict.fromkeys(many))
 
     def _subscribe(self, conn: Connection, cmd_id: int, params: Mapping[str, Any]) -> None:
@@ -273,12 +309,13 @@ class WsHub:
         use_yes = params.get("use_yes_price", False)
         if not isinstance(use_yes, bool):
             raise CommandError(11, "use_yes_price must be true or false")
-        tickers = self._tickers(params, required="orderbook_delta" in channels)
-        if tickers is not None and len(tickers) > MAX_MARKETS_PER_SUB:
-            raise CommandError(26)
-        for ch in channels:
-            if ch == "market_lifecycle_v2" and tickers is not None:
-                raise CommandError(11, "market_lifecycle_v2 takes no market filter")
+        tickers = self._tickers(
+            params, required="orderbook_delta" in channels, ids_allowed=channels == ["ticker"]
+        )
+        if "market_lifecycle_v2" in channels and tickers is not None:
+            raise CommandError(11, "market_lifecycle_v2 takes no market filter")
+        # Everything is checked before anything is created: a refused command changes nothing.
+        for ch in dict.fromkeys(channels):
             sub = Subscription(
                 conn.next_sid, ch, set(tickers) if tickers is not None else None, use_yes
             )
@@ -299,10 +336,7 @@ class WsHub:
     def _snapshot(
         self, conn: Connection, sub: Subscription, ticker: str, cmd_id: int | None
     ) -> None:
-        market = self.exchange.markets.get(ticker)
-        if market is None:
-            self._error(conn, cmd_id, 10, f"market {ticker} not found")
-            return
+        market = self.exchange.markets[ticker]  # tickers are checked when commands arrive
         body: dict[str, Any] = {
             "type": "orderbook_snapshot",
             "sid": sub.sid,
@@ -322,7 +356,7 @@ class WsHub:
             sid = sids[0]
         if sid is None:
             raise CommandError(12)
-        if not isinstance(sid, int) or sid not in conn.subs:
+        if not isinstance(sid, int) or isinstance(sid, bool) or sid not in conn.subs:
             raise CommandError(7)
         return conn.subs[sid]
 
@@ -371,6 +405,9 @@ class WsHub:
         sids = params.get("sids")
         if not isinstance(sids, list) or not sids:
             raise CommandError(4)
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in sids):
+            raise CommandError(11, "sids must be a list of integers")
+        sids = list(dict.fromkeys(sids))
         unknown = [s for s in sids if s not in conn.subs]
         if unknown:
             raise CommandError(7, f"unknown subscription id(s) {unknown}")
@@ -400,11 +437,18 @@ class WsHub:
 
     def _ticker(self, conn: Connection, sub: Subscription, ticker: str, ts: float) -> None:
         market = self.exchange.markets[ticker]
-        self._put(conn, {"type": "ticker", "sid": sub.sid, "msg": wire.ws_ticker(market, ts)}, None)
+        self._put(conn, {"type": "ticker", "sid": sub.sid, "msg": wire.ws_ticker(market, ts)}, sub)
 
     def on_event(self, event: ExchangeEvent) -> None:
+        """Fan one exchange event out; a failure here must never reach the exchange."""
         if not self.connections:
             return
+        try:
+            self._fan_out(event)
+        except Exception:
+            log.exception("ws fan-out failed for %s", type(event).__name__)
+
+    def _fan_out(self, event: ExchangeEvent) -> None:
         ex = self.exchange
         if isinstance(event, BookChange):
             market = ex.markets[event.ticker]
@@ -425,19 +469,19 @@ class WsHub:
         elif isinstance(event, FillEvent):
             f = event.fill
             for conn, sub in self._subs("fill", f.ticker, f.user_id):
-                self._put(conn, {"type": "fill", "sid": sub.sid, "msg": wire.ws_fill(f)}, None)
+                self._put(conn, {"type": "fill", "sid": sub.sid, "msg": wire.ws_fill(f)}, sub)
         elif isinstance(event, OrderEvent):
             o = event.order
             for conn, sub in self._subs("user_orders", o.ticker, event.user_id):
                 msg = wire.ws_user_order(o)
-                self._put(conn, {"type": "user_order", "sid": sub.sid, "msg": msg}, None)
+                self._put(conn, {"type": "user_order", "sid": sub.sid, "msg": msg}, sub)
         elif isinstance(event, PositionEvent):
             subs = self._subs("market_positions", event.ticker, event.user_id)
             if subs:
                 pos = ex.position(event.user_id, event.ticker)
                 msg = wire.ws_market_position(event.user_id, event.ticker, pos)
                 for conn, sub in subs:
-                    self._put(conn, {"type": "market_position", "sid": sub.sid, "msg": msg}, None)
+                    self._put(conn, {"type": "market_position", "sid": sub.sid, "msg": msg}, sub)
         elif isinstance(event, LifecycleEvent):
             msg = {
                 "market_ticker": event.ticker,

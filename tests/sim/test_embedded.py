@@ -77,7 +77,8 @@ async def test_start_embedded_serves_a_live_market_with_a_working_demo_key() -> 
     assert not key_path.exists()
 
 
-def test_kmm_sim_prints_its_connection_details_and_stops_on_interrupt() -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_kmm_sim_prints_its_connection_details_and_cleans_up_on_a_signal(sig: int) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [
@@ -109,7 +110,7 @@ def test_kmm_sim_prints_its_connection_details_and_stops_on_interrupt() -> None:
             "private_key_path",
         }
         assert Path(info["private_key_path"]).exists()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         assert proc.wait(timeout=15) == 0
         assert not Path(info["private_key_path"]).exists()
     finally:

@@ -528,3 +528,81 @@ async def test_balance_is_exact_cents(world: World) -> None:
     # Bob sold YES at 0.45 = bought NO at 0.55: 4 × 0.55 = 2.20, taker fee 0.07 × 4 × .2475 → 7¢.
     assert body["balance"] == 100000 - 220 - 7
     assert Decimal(body["balance_dollars"]) == Decimal("997.73")
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"count": "1e999990"}, "not a plain decimal number"),
+        ({"count": "9" * 80}, "not a plain decimal number"),
+        ({"count": "9" * 20}, "too large"),
+        ({"count": 3}, "wrong type"),
+        ({"price": "NaN"}, "not a plain decimal number"),
+        ({"price": "0.45", "count": "١"}, "not a plain decimal number"),
+        ({"expiration_time": 10**30}, "within 10 years"),
+        ({"client_order_id": "x" * 1000}, "1 to 64 characters"),
+        ({"ticker": {"a": [1, 2]}}, "wrong type"),
+        ({"post_only": "yes"}, "wrong type"),
+    ],
+)
+async def test_hostile_orders_get_a_clear_400_fast_and_change_nothing(
+    world: World, change: dict[str, object], fragment: str
+) -> None:
+    started = time.monotonic()
+    body = order(world.nba, "bid", "0.45") | change
+    status, reply = await world.alice.call("POST", "/portfolio/events/orders", body)
+    assert time.monotonic() - started < 1.0
+    assert status == 400, reply
+    assert fragment in reply["error"]["message"]
+    assert not list(world.exchange.live_orders("alice"))
+    # The server is still serving.
+    assert (await world.alice.get("/portfolio/orders"))[0] == 200
+
+
+async def test_a_hostile_batch_item_fails_alone(world: World) -> None:
+    batch = {"orders": [order(world.nba, "bid", "0.30"), order(world.nba, "bid", "0.31", "1e99")]}
+    status, body = await world.alice.call("POST", "/portfolio/events/orders/batched", batch)
+    assert status == 201
+    first, second = body["orders"]
+    assert first["error"] is None
+    assert second["error"]["code"] == "invalid_parameters"
+    assert len(list(world.exchange.live_orders("alice"))) == 1
+
+
+async def test_non_ascii_digits_in_the_timestamp_are_refused(world: World) -> None:
+    a = world.alice
+    headers = sign(a.key, a.key_id, "GET", "/trade-api/v2/portfolio/balance")
+    headers["KALSHI-ACCESS-TIMESTAMP"] = "²" * 13
+    status, body = await _raw(world, headers)
+    assert status == 401
+    assert "milliseconds" in str(body["message"])
+
+
+async def test_group_limits_are_whole_contracts(world: World) -> None:
+    create = "/portfolio/order_groups/create"
+    for body in ({"contracts_limit_fp": "2.5"}, {"contracts_limit_fp": "1e5000"}, {}):
+        assert (await world.alice.call("POST", create, body))[0] == 400
+    status, body = await world.alice.call(
+        "POST", create, {"contracts_limit": 5, "contracts_limit_fp": "6.00"}
+    )
+    assert (status, "disagree" in body["message"]) == (400, True)
+    assert (await world.alice.call("POST", create, {"contracts_limit": 5}))[0] == 201
+
+
+async def test_cancel_all_costs_one_cancel_however_many_rest(world: World) -> None:
+    # Basic write bucket: 100 tokens. Sixty resting orders would cost 120 at 2 each; cancel-all
+    # is billed as one cancel, as /account/endpoint_costs says, so it always gets through.
+    ex = world.exchange
+    for i in range(60):
+        ex.create_order(
+            "alice", ticker=world.nba, side="bid", price=f"0.{10 + i % 30:02d}", count="1", **GTC
+        )
+    _, costs = await world.alice.get("/account/endpoint_costs")
+    listed = {(c["method"], c["path"]): c["cost"] for c in costs["endpoint_costs"]}
+    assert listed[("DELETE", "/trade-api/v2/portfolio/events/orders")] == 2
+    status, body = await world.alice.call("DELETE", "/portfolio/events/orders")
+    assert status == 200
+    assert len(body["orders"]) == 60

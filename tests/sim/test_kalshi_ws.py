@@ -359,3 +359,67 @@ async def test_server_pings_with_a_heartbeat_payload(
     msg = await sock.receive(timeout=2)
     assert (msg.type, msg.data) == (aiohttp.WSMsgType.PING, b"heartbeat")
     await sock.close()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"cmd": "unsubscribe", "params": {"sids": [[1]]}},
+        {"cmd": "unsubscribe", "params": {"sids": [True]}},
+        {
+            "cmd": "subscribe",
+            "params": {
+                "channels": ["ticker"],
+                "market_tickers": ["NOPE"],
+                "send_initial_snapshot": True,
+            },
+        },
+        {"cmd": "subscribe", "params": {"channels": ["fill"], "market_id": "abc"}},
+        {"cmd": "subscribe", "params": {"channels": ["trade", "bogus"]}},
+        {"cmd": "subscribe", "params": {"channels": ["ticker"], "market_tickers": []}},
+        {"cmd": "subscribe", "params": {"channels": [["x"]]}},
+    ],
+)
+async def test_hostile_commands_get_an_error_and_change_nothing(
+    alice_ws: Stream, params: dict[str, Any]
+) -> None:
+    await alice_ws.ws.send_str(json.dumps({"id": 9, **params}))
+    frame = await alice_ws.recv()
+    assert frame["type"] == "error"
+    await alice_ws.send("list_subscriptions")
+    assert (await alice_ws.recv())["msg"] == []  # nothing half-created, socket alive
+
+
+async def test_deeply_nested_json_does_not_kill_the_socket(alice_ws: Stream) -> None:
+    await alice_ws.ws.send_str("[" * 100_000 + "]" * 100_000)
+    assert (await alice_ws.recv())["msg"]["code"] == 1
+    await alice_ws.send("list_subscriptions")
+    assert (await alice_ws.recv())["type"] == "ok"
+
+
+async def test_a_reader_that_falls_behind_gets_error_25_on_every_channel(
+    world: World, alice_ws: Stream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kmm_interactive.sim import ws as ws_module
+
+    monkeypatch.setattr(ws_module, "QUEUE_LIMIT", 20)
+    await alice_ws.send("subscribe", {"channels": ["user_orders", "fill"]})
+    await alice_ws.take(2)
+    for i in range(30):  # 30 user_order frames queued at once: more than the limit
+        _rest(world, "alice", "bid", f"0.{10 + i:02d}", "1")
+    frames = await alice_ws.quiet()
+    errors = [f for f in frames if f["type"] == "error"]
+    assert [(e["sid"], e["msg"]["code"]) for e in errors] == [(1, 25)]
+    assert len([f for f in frames if f["type"] == "user_order"]) == 20
+    await alice_ws.send("list_subscriptions")
+    assert (await alice_ws.recv())["msg"] == [{"channel": "fill", "sid": 2}]
+
+
+async def test_switching_the_drop_fault_on_drops_an_open_socket(world: World) -> None:
+    stream = Stream(await world.alice.ws())
+    await stream.send("list_subscriptions")
+    await stream.recv()
+    world.faults.set(ws_drop=0.3)  # the socket has been open for a while already
+    with pytest.raises(ConnectionError):
+        await stream.recv(timeout=2.0)
+    assert world.faults.counts["ws_drop"] == 1
