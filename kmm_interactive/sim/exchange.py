@@ -26,6 +26,7 @@ message) before anything changes; a request that is accepted is applied whole.
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from collections import deque
@@ -115,6 +116,7 @@ class SimOrder:
     carried: Decimal = ZERO  # fee rounding this order carries toward its next refund
     hold: Decimal = ZERO  # cash held for the resting remainder
     priority: int = 0
+    seq: int = 0  # when it was created, exchange-wide
 
     @property
     def live(self) -> bool:
@@ -146,6 +148,7 @@ class FillRecord:
     fee: Decimal
     post_position: int
     ts: float
+    seq: int = field(default=0, compare=False)  # exchange-wide record order (paging key)
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ class TradeRecord:
     count: int
     taker_book_side: BookSide
     ts: float
+    seq: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,7 @@ class SettlementRecord:
     no_cost: Decimal
     revenue: Decimal
     ts: float
+    seq: int = field(default=0, compare=False)
 
 
 @dataclass
@@ -357,6 +362,7 @@ class Exchange:
         self.listeners: list[Listener] = []
         self.trading_active = True
         self._priority = 0
+        self._seq = itertools.count(1)
         self._expiring: list[SimOrder] = []
 
     # ------------------------------------------------------------------ setup
@@ -528,6 +534,7 @@ class Exchange:
             order_group_id=order_group_id,
             expiration=float(expiration_time) if expiration_time is not None else None,
             cancel_order_on_pause=cancel_order_on_pause,
+            seq=next(self._seq),
         )
         if account.keep_history or time_in_force == "good_till_canceled":
             account.orders[order.order_id] = order
@@ -662,7 +669,9 @@ class Exchange:
                 taker.client_order_id,
             )
         )  # fmt: skip
-        trade = TradeRecord(trade_id, market.ticker, price, cc, taker.book_side, now)
+        trade = TradeRecord(
+            trade_id, market.ticker, price, cc, taker.book_side, now, next(self._seq)
+        )
         self.trades.append(trade)
         market.volume += cc
         market.last_price = price
@@ -749,7 +758,7 @@ class Exchange:
             pos.cost = ZERO
         record = FillRecord(
             trade_id, order.order_id, order.client_order_id, order.user_id, market.ticker,
-            order.book_side, price, cc, is_taker, fee, pos.position, now,
+            order.book_side, price, cc, is_taker, fee, pos.position, now, next(self._seq),
         )  # fmt: skip
         if account.keep_history:
             account.fills.append(record)
@@ -1111,6 +1120,7 @@ class Exchange:
             record = SettlementRecord(
                 ticker, market.event_ticker, market.result,
                 yes, pos.cost if yes else ZERO, no, pos.cost if no else ZERO, revenue, now,
+                next(self._seq),
             )  # fmt: skip
             pos.position = 0
             pos.cost = ZERO

@@ -140,8 +140,14 @@ def _check(name: str, value: Any) -> float | int | bool:
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1000:
             raise FaultError("cancel_not_applied must be a whole number from 0 to 1000")
         return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise FaultError(f"{name} must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FaultError(f"{name} must be a number, got {value!r:.40}")
+    try:
+        value = float(value)
+    except OverflowError:
+        raise FaultError(f"{name} is far too large") from None
+    if not math.isfinite(value):
+        raise FaultError(f"{name} must be a finite number, got {value!r}")
     if name in PROBABILITIES and not 0 <= value <= 1:
         raise FaultError(f"{name} is a probability: 0 to 1, got {value}")
     if name in SECONDS and not 0 <= value <= SECONDS[name]:

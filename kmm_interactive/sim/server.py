@@ -42,7 +42,10 @@ from kmm_interactive.sim.auth import (
 from kmm_interactive.sim.exchange import (
     Exchange,
     ExchangeError,
+    FillRecord,
+    SettlementRecord,
     SimOrder,
+    TradeRecord,
     cc_to_count,
     floor_cents,
 )
@@ -128,23 +131,44 @@ def _csv(request: web.Request, name: str) -> list[str] | None:
 
 
 def _page(
-    items: Sequence[T], request: web.Request, *, default: int, hi: int
+    items: Sequence[T],
+    request: web.Request,
+    *,
+    default: int,
+    hi: int,
+    key: Callable[[T], int] | None = None,
 ) -> tuple[list[T], str]:
-    """Cursor pagination: the cursor is an opaque token for the next offset ("" = done)."""
+    """Cursor pagination; the cursor is opaque ("" = done).
+
+    Lists that grow at the front (fills, trades, orders, settlements, newest first) page by
+    ``key``, a number that falls down the list: the cursor is the key of the last item
+    returned, so an item arriving between two pages neither repeats nor hides one. Fixed
+    lists (markets, events) page by offset.
+    """
     limit = _int_param(request, "limit", default, 1, hi)
     cursor = request.query.get("cursor") or ""
-    start = 0
+    mark = None
     if cursor:
         try:
-            start = int(base64.urlsafe_b64decode(cursor.encode()).decode())
+            mark = int(base64.urlsafe_b64decode(cursor.encode()).decode())
         except (binascii.Error, ValueError, UnicodeDecodeError):
             raise BadRequest("cursor is not one this server issued") from None
-        if start < 0:
+        if mark < 0:
             raise BadRequest("cursor is not one this server issued")
-    page = list(items[start : start + limit])
-    nxt = start + limit
-    token = base64.urlsafe_b64encode(str(nxt).encode()).decode() if nxt < len(items) else ""
+    if key is None:
+        start = mark or 0
+        page = list(items[start : start + limit])
+        nxt, more = start + limit, start + limit < len(items)
+    else:
+        rest = [i for i in items if mark is None or key(i) < mark]
+        page, more = rest[:limit], len(rest) > limit
+        nxt = key(page[-1]) if page else 0
+    token = base64.urlsafe_b64encode(str(nxt).encode()).decode() if more else ""
     return page, token
+
+
+def _seq(record: FillRecord | TradeRecord | SettlementRecord | SimOrder) -> int:
+    return record.seq
 
 
 async def _body(request: web.Request) -> Json:
@@ -468,7 +492,7 @@ class KalshiServer:
             and (lo is None or t.ts >= lo)
             and (hi is None or t.ts <= hi)
         ]
-        page, cursor = _page(items, request, default=100, hi=1000)
+        page, cursor = _page(items, request, default=100, hi=1000, key=_seq)
         return web.json_response({"trades": [wire.trade_json(t) for t in page], "cursor": cursor})
 
     # ------------------------------------------------------------------ V2 orders
@@ -681,14 +705,14 @@ class KalshiServer:
         markets = self.exchange.markets
         items = [
             o
-            for o in sorted(account.orders.values(), key=lambda o: o.created, reverse=True)
+            for o in sorted(account.orders.values(), key=_seq, reverse=True)
             if (ticker is None or o.ticker == ticker)
             and (events is None or markets[o.ticker].event_ticker in events)
             and (status is None or o.status == status)
             and (lo is None or o.updated >= lo)
             and (hi is None or o.updated <= hi)
         ]
-        page, cursor = _page(items, request, default=100, hi=1000)
+        page, cursor = _page(items, request, default=100, hi=1000, key=_seq)
         return web.json_response({"orders": [wire.order_json(o) for o in page], "cursor": cursor})
 
     async def order_one(self, request: web.Request) -> web.Response:
@@ -745,7 +769,7 @@ class KalshiServer:
             and (lo is None or f.ts >= lo)
             and (hi is None or f.ts <= hi)
         ]
-        page, cursor = _page(items, request, default=100, hi=1000)
+        page, cursor = _page(items, request, default=100, hi=1000, key=_seq)
         return web.json_response({"fills": [wire.fill_json(f) for f in page], "cursor": cursor})
 
     async def settlements(self, request: web.Request) -> web.Response:
@@ -756,7 +780,7 @@ class KalshiServer:
             for s in reversed(account.settlements)
             if (ticker is None or s.ticker == ticker) and (event is None or s.event_ticker == event)
         ]
-        page, cursor = _page(items, request, default=100, hi=1000)
+        page, cursor = _page(items, request, default=100, hi=1000, key=_seq)
         return web.json_response(
             {"settlements": [wire.settlement_json(s) for s in page], "cursor": cursor}
         )
@@ -874,8 +898,8 @@ class KalshiServer:
         try:
             body = await request.json()
             self.faults.update_from_json(body)
-        except (ValueError, FaultError) as exc:
-            return _error(400, "invalid_parameters", str(exc))
+        except (ValueError, RecursionError, FaultError) as exc:
+            return _error(400, "invalid_parameters", str(exc) or "the body is not valid JSON")
         return web.json_response(self.faults.report())
 
     async def admin_status(self, _: web.Request) -> web.Response:

@@ -514,6 +514,11 @@ async def test_admin_endpoint_switches_faults_and_refuses_bad_values(world: Worl
     async with world.session.post(url, json={"bogus": 1}) as r:
         assert r.status == 400
         assert "unknown fault" in (await r.json())["message"]
+    async with world.session.post(url, json={"latency": 10**400}) as r:
+        assert r.status == 400
+        assert "too large" in (await r.json())["message"]
+    async with world.session.post(url, data="[" * 100_000 + "]" * 100_000) as r:
+        assert r.status == 400
     assert world.faults.settings.rest_5xx == 0.5
 
 
@@ -606,3 +611,24 @@ async def test_cancel_all_costs_one_cancel_however_many_rest(world: World) -> No
     status, body = await world.alice.call("DELETE", "/portfolio/events/orders")
     assert status == 200
     assert len(body["orders"]) == 60
+
+
+async def test_paging_fills_is_not_shifted_by_new_fills(world: World) -> None:
+    ex, t = world.exchange, world.nba
+    ioc = {"time_in_force": "immediate_or_cancel", "self_trade_prevention_type": "maker"}
+
+    def one_fill() -> None:
+        ex.create_order("bob", ticker=t, side="ask", price="0.50", count="1", **GTC)
+        ex.create_order("alice", ticker=t, side="bid", price="0.50", count="1", **ioc)
+
+    for _ in range(5):
+        one_fill()
+    _, first = await world.alice.get("/portfolio/fills", limit=2)
+    one_fill()  # a new fill arrives between two pages, at the front of the list
+    seen = [f["fill_id"] for f in first["fills"]]
+    cursor = first["cursor"]
+    while cursor:
+        _, page = await world.alice.get("/portfolio/fills", limit=2, cursor=cursor)
+        seen += [f["fill_id"] for f in page["fills"]]
+        cursor = page["cursor"]
+    assert len(seen) == len(set(seen)) == 5  # the five older fills, once each
