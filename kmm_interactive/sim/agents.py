@@ -9,17 +9,34 @@ The exchange core only matches what it is sent; this module sends it a market wo
   (:func:`taker_rate`): the demand curve the HJB quoter assumes, so its A and k mean
   something here. YES buyers outnumber YES sellers (``yes_bias``) and more flow backs
   favourites (``favourite_bias``). Retail keeps trading in play, as on Kalshi.
+
+  **A counts taker arrivals (orders), not contracts.** Each arrival sends ``taker_size``
+  contracts (1–10 by default) and takes as many of them as the book holds at its price, so
+  a quote is *hit* at ``A·e^(−kδ)`` hits per wall second while contracts trade at about the
+  mean order size times that. The HJB model's λ(δ) is in unit fills per second: read its A
+  as hits (count fills, not contracts, when estimating it from this market), and expect a
+  hit to move inventory by several contracts at once.
 * **Stale deep liquidity**: a few resting orders far from the money (asks 5 @ 95¢, bids
   5 @ 3¢), placed once at the start and never moved.
-* **Competing market makers**, ``market_makers`` firms per game, each with its own account.
-  Each sees the truth through a persistent error and refreshes that view only every
+* **Competing market makers**: firms ``agent-mm-1`` … ``agent-mm-N`` (``market_makers``),
+  each with its own account. How many of them quote a game is drawn per game
+  (``market_maker_count``, 0–N by default): a game nobody else quotes is a monopsony whose
+  book holds only the stale deep orders, the case the HJB quoter is built for. Each firm
+  sees the truth through a persistent error and refreshes that view only every
   ``mm_refresh`` scenario seconds (so news leaves it stale). Its ceiling bid is
   theo − edge and its floor ask theo + edge. It quotes one tick better than the best *other*
   quote, capped at its ceiling/floor and never worse than its opening level (theo ∓
   ``mm_open``): so competitors outbid each other up to their ceilings, join at a shared
-  ceiling, hold at their ceiling when outbid beyond it, and walk back down when a competitor
-  leaves. They pull every order at game start and never quote in play, as the market maker
-  this project builds does; in-play books are left to retail and stale orders.
+  ceiling, and walk back down when a competitor leaves. Outbid *beyond* its ceiling, a firm
+  does what its style says (a share ``mm_back_off`` of firms, chosen from the seed, back
+  off; the rest hold): ``"hold"`` sits at its ceiling, ``"back_off"`` retreats to its
+  opening level and comes back once the better quote is gone. Two firms of which one backs
+  off can cycle (climb, back off, walk down, climb again): the bidding war the competition
+  layer's hysteresis must not join in. Firms also come and go: one quotes a game for
+  ``mm_stay`` scenario seconds on average, pulls its orders for ``mm_away`` on average, then
+  returns (both exponential), so "a competitor leaves" happens in every default market.
+  They pull every order at game start and never quote in play, as the market maker this
+  project builds does; in-play books are left to retail and stale orders.
 * **Informed takers**: for a short window after each news jump they sweep every quote
   priced more than ``informed_margin`` better than the new truth, with larger sizes.
 * **Lifecycle**: at ``game.end`` each market is determined (the ``result_index`` outcome
@@ -45,7 +62,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final
+from typing import Final, Literal
 
 from kmm_interactive.domain import PriceGrid
 from kmm_interactive.sim.clock import VirtualClock
@@ -68,6 +85,9 @@ STALE_USER: Final = "agent-stale"
 AGENT_BALANCE: Final = Decimal(10) ** 12
 
 SIDES: Final[tuple[BookSide, ...]] = ("bid", "ask")
+#: How a competing firm reacts when outbid beyond its ceiling (see the module doc).
+MMStyle = Literal["hold", "back_off"]
+MM_STYLES: Final[tuple[MMStyle, ...]] = ("hold", "back_off")
 #: An action runs at its scheduled time (epoch seconds), which it receives.
 Action = Callable[[float], None]
 
@@ -114,7 +134,18 @@ class AgentConfig:
     #: Fraction of markets that carry stale orders, and their sizes.
     stale_share: float = 0.6
     stale_size: tuple[int, int] = (2, 10)
-    market_makers: int = 2
+    #: Competing firms (the accounts agent-mm-1 … agent-mm-N): the most that quote one game.
+    market_makers: int = 3
+    #: How many firms quote one game: drawn uniformly from [low, high] per game (seeded),
+    #: which firms from the seed too. None means (0, market_makers); 0 is a monopsony.
+    market_maker_count: tuple[int, int] | None = None
+    #: Share of firms whose style is "back_off" rather than "hold" (see the module doc),
+    #: rounded to whole firms; which firms is drawn from the seed.
+    mm_back_off: float = 0.5
+    #: Mean scenario seconds a firm quotes a game before stepping away (math.inf: never),
+    #: and mean scenario seconds it stays away; both exponential.
+    mm_stay: float = 1800.0
+    mm_away: float = 300.0
     mm_theo_error: float = 1.0  # standard deviation, cents; drawn once per firm and market
     mm_edge: float = 2.0  # cents between a competitor's theo and its ceiling / floor
     mm_open: float = 8.0  # cents from theo where it quotes with nobody to outbid
@@ -144,6 +175,10 @@ class AgentConfig:
                 f"mm_open = {self.mm_open!r} is inside mm_edge = {self.mm_edge!r}: a competitor "
                 "opens no closer to its theo than its ceiling"
             )
+        _number("mm_back_off", self.mm_back_off, 0.0, 1.0)
+        if self.mm_stay != math.inf:
+            _number("mm_stay", self.mm_stay, 0.0, 1e7, open_low=True)
+        _number("mm_away", self.mm_away, 0.0, 1e7, open_low=True)
         _number("mm_refresh", self.mm_refresh, 0.0, 1e7, open_low=True)
         _number("mm_requote", self.mm_requote, 0.0, 3600.0, open_low=True)
         _number("informed_window", self.informed_window, 0.0, 1e6, open_low=True)
@@ -158,6 +193,23 @@ class AgentConfig:
                 raise ValueError(f"{name} = {count!r}: must be a whole number in [0, {top}]")
         if self.informed_sweeps < 1:
             raise ValueError("informed_sweeps = 0: need at least one sweep per news jump")
+        per_game = self.market_maker_count
+        if per_game is not None and not (
+            isinstance(per_game, tuple)
+            and len(per_game) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in per_game)
+            and 0 <= per_game[0] <= per_game[1] <= self.market_makers
+        ):
+            raise ValueError(
+                f"market_maker_count = {per_game!r}: must be (low, high) whole firms with "
+                f"0 <= low <= high <= market_makers = {self.market_makers}"
+            )
+
+    @property
+    def firms_per_game(self) -> tuple[int, int]:
+        """The range the number of competitors on one game is drawn from."""
+        count = self.market_maker_count
+        return count if count is not None else (0, self.market_makers)
 
 
 # --------------------------------------------------------------------------- the flow model
@@ -190,6 +242,10 @@ def taker_rate(
     bid at truth − δ is hit by YES sellers. The rate is ``A·e^(−k·δ)`` times the YES and
     favourite biases at the truth of time ``t``; a quote better than the truth (δ < 0) is
     reached by every arrival on that side. It assumes the quote is the best on its side.
+
+    The rate counts taker *orders* (hits on the quote), not contracts: each brings
+    ``config.taker_size`` contracts (1–10 by default), so contracts trade at about the mean
+    order size times this rate.
     """
     if book_side not in ("bid", "ask"):
         raise ValueError(f"book_side {book_side!r} (allowed: bid, ask)")
@@ -200,16 +256,25 @@ def taker_rate(
     return game.A * bias * math.exp(-game.k * max(delta_cents, 0.0))
 
 
+#: A float price this close to a grid level *is* that level (0.45 + 0.03 lands on 0.48).
+_SNAP: Final = 1e-9
+
+
 def _tick_at_or_below(grid: PriceGrid, price: float) -> int | None:
-    # Float bisection on the grid's float levels: agents think in probabilities, and a
-    # boundary tie (measure zero for a continuous draw) does not matter.
-    i = bisect.bisect_right(grid.prices_float, price) - 1
+    """The highest tick priced at or below ``price`` (None below the grid).
+
+    The one snapping rule of this module: agents think in float probabilities, so this is
+    :meth:`PriceGrid.tick_at_or_below` on the grid's float levels, with float rounding
+    (within 1e-9) counted as a tie.
+    """
+    i = bisect.bisect_right(grid.prices_float, price + _SNAP) - 1
     return i if i >= 0 else None
 
 
 def _tick_at_or_above(grid: PriceGrid, price: float) -> int | None:
+    """The lowest tick priced at or above ``price`` (None above the grid); see above."""
     levels = grid.prices_float
-    i = bisect.bisect_left(levels, price)
+    i = bisect.bisect_left(levels, price - _SNAP)
     return i if i < len(levels) else None
 
 
@@ -294,11 +359,11 @@ class _StaleLiquidity:
                 p = game.path.at(t)[outcome.index]
                 # "Far from the money": never within 15¢ of the truth, or it is not stale.
                 if has_ask and ask_cents / 100 - p >= 0.15:
-                    tick = market.grid.tick_at_or_above(Decimal(ask_cents) / 100)
+                    tick = _tick_at_or_above(market.grid, ask_cents / 100)
                     if tick is not None:
                         sim.rest(STALE_USER, market, "ask", tick, ask_size, post_only=False)
                 if has_bid and p - bid_cents / 100 >= 0.15:
-                    tick = market.grid.tick_at_or_below(Decimal(bid_cents) / 100)
+                    tick = _tick_at_or_below(market.grid, bid_cents / 100)
                     if tick is not None:
                         sim.rest(STALE_USER, market, "bid", tick, bid_size, post_only=False)
 
@@ -319,15 +384,27 @@ class _Quotes:
 class CompetitorMM:
     """One competing market-maker firm on one game (see the module doc for its rules)."""
 
-    def __init__(self, sim: Simulation, game: GameSpec, firm: int, seed: int) -> None:
+    def __init__(
+        self, sim: Simulation, game: GameSpec, firm: int, seed: int, style: MMStyle = "hold"
+    ) -> None:
+        if style not in MM_STYLES:
+            raise ValueError(f"style {style!r} (allowed: {', '.join(MM_STYLES)})")
         self.sim = sim
         self.game = game
         self.firm = firm
+        self.style: MMStyle = style
         self.user_id = mm_user(firm)
         self.event_ticker = game.event_ticker
+        #: False once it has left the game for good (game start, or :meth:`withdraw`).
         self.active = True
+        #: Whether it is in the market now (it steps away for a while now and then).
+        self.present = False
+        #: How many times it has stepped away and how many times it has (re-)entered.
+        self.departures = 0
+        self.entries = 0
         config = sim.config
         self.rng = random.Random(f"{seed}|{self.user_id}|{game.event_ticker}")
+        self.presence = random.Random(f"{seed}|{self.user_id}|{game.event_ticker}|presence")
         self.quotes: dict[str, _Quotes] = {}
         for outcome in game.outcomes:
             rng = random.Random(f"{seed}|{self.user_id}|{outcome.ticker}")
@@ -336,12 +413,10 @@ class CompetitorMM:
             self.quotes[outcome.ticker] = _Quotes(market, outcome.index, error, rng)
         self.refresh_every = config.mm_refresh / sim.scenario.speed  # wall seconds
         self.next_refresh = -math.inf
+        self.back_at = math.inf  # wall time it (re-)enters, while away
+        self.leave_at = math.inf  # wall time it next steps away, while present
 
     # ---------------------------------------------------------------- what it thinks
-
-    def theo(self, ticker: str) -> float | None:
-        """Its current (possibly stale) view of the YES probability, or None before it looks."""
-        return self.quotes[ticker].theo
 
     def _level(self, ticker: str, cents: float, side: BookSide) -> int | None:
         theo = self.quotes[ticker].theo
@@ -372,14 +447,32 @@ class CompetitorMM:
 
     # ---------------------------------------------------------------- what it does
 
+    def _wall(self, mean_scenario_seconds: float) -> float:
+        """An exponential duration with this mean, in wall seconds (inf stays inf)."""
+        if math.isinf(mean_scenario_seconds):
+            return math.inf
+        draw = self.presence.expovariate(1.0 / mean_scenario_seconds)
+        return draw / self.sim.scenario.speed
+
     def start(self, t0: float) -> None:
-        if t0 < self.game.start:
-            first = t0 + self.rng.uniform(0.0, self.sim.config.mm_requote)
-            self.sim.schedule(min(first, self.game.start), self)
+        game, config = self.game, self.sim.config
+        if t0 >= game.start:
+            return
+        # Start in the long-run mix of present and away, as if the market had been running.
+        stay, away = config.mm_stay, config.mm_away
+        away_share = 0.0 if math.isinf(stay) else away / (stay + away)
+        self.back_at = t0 + self._wall(away) if self.presence.random() < away_share else t0
+        self.leave_at = self.back_at + self._wall(stay)
+        first = max(t0 + self.rng.uniform(0.0, config.mm_requote), self.back_at)
+        self.sim.schedule(min(first, game.start), self)
 
     def withdraw(self) -> None:
-        """Cancel its orders on this game and stop quoting it (a competitor leaving)."""
+        """Cancel its orders on this game and stop quoting it for good."""
         self.active = False
+        self._pull()
+
+    def _pull(self) -> None:
+        self.present = False
         for ticker, q in self.quotes.items():
             for side in SIDES:
                 order = self.order(ticker, side)
@@ -390,11 +483,25 @@ class CompetitorMM:
     def __call__(self, t: float) -> None:
         if not self.active:
             return
-        game = self.game
+        game, config = self.game, self.sim.config
         if t >= game.start:  # it never quotes in play
             self.withdraw()
             return
-        interval = self.rng.uniform(0.5, 1.5) * self.sim.config.mm_requote
+        if self.present and t >= self.leave_at:  # it steps away for a while
+            self._pull()
+            self.departures += 1
+            self.back_at = t + self._wall(config.mm_away)
+            self.leave_at = self.back_at + self._wall(config.mm_stay)
+            self.sim.schedule(min(self.back_at, game.start), self)
+            return
+        if not self.present:
+            if t < self.back_at:  # not due back yet (only if called early by hand)
+                self.sim.schedule(min(self.back_at, game.start), self)
+                return
+            self.present = True
+            self.entries += 1
+            self.next_refresh = -math.inf  # it looks at the truth afresh on arrival
+        interval = self.rng.uniform(0.5, 1.5) * config.mm_requote
         self.sim.schedule(min(t + interval, game.start), self)
         if t >= self.next_refresh:
             probs = game.path.at(t)
@@ -433,9 +540,13 @@ class CompetitorMM:
         opening = self.opening(ticker, side)
         book = q.market.book
         other = _best_other(book, side, own)
+        backs_off = self.style == "back_off"
         if side == "bid":
             base = min(opening if opening is not None else 0, limit)
-            target = base if other is None else max(base, min(other + 1, limit))
+            if other is None or (backs_off and other > limit):
+                target = base  # nobody to outbid, or outbid beyond its ceiling: back off
+            else:
+                target = max(base, min(other + 1, limit))
             best_ask = book.best("ask")
             # Never cross the book: a competitor makes markets, it does not take.
             if best_ask is not None:
@@ -443,7 +554,10 @@ class CompetitorMM:
             return target if target >= 0 else None
         top = len(q.market.grid.levels) - 1
         base = max(opening if opening is not None else top, limit)
-        target = base if other is None else min(base, max(other - 1, limit))
+        if other is None or (backs_off and other < limit):
+            target = base
+        else:
+            target = min(base, max(other - 1, limit))
         best_bid = book.best("bid")
         if best_bid is not None:
             target = max(target, best_bid + 1)
@@ -541,10 +655,18 @@ class Simulation:
         #: Rejections the agents shrugged off, by error code (a market closing under them).
         self.errors: Counter[str] = Counter()
         self.actions_run = 0
+        #: The competing firms quoting each game (one object per firm and game).
         self.market_makers: list[CompetitorMM] = []
         cfg = self.config
+        firms = range(1, cfg.market_makers + 1)
+        # Each firm's style, for all its games: an exact share back off, which ones is seeded.
+        backing = math.floor(cfg.mm_back_off * cfg.market_makers + 0.5)
+        backs_off = set(random.Random(f"{seed}|mm-styles").sample(firms, backing))
+        self.styles: dict[int, MMStyle] = {
+            firm: "back_off" if firm in backs_off else "hold" for firm in firms
+        }
         users = [RETAIL_USER, INFORMED_USER, STALE_USER]
-        users += [mm_user(i) for i in range(1, cfg.market_makers + 1)]
+        users += [mm_user(i) for i in firms]
         for user in users:
             if user not in exchange.accounts:
                 exchange.open_account(user, AGENT_BALANCE, keep_history=False)
@@ -556,8 +678,10 @@ class Simulation:
                 for outcome in game.outcomes:
                     for buys in (True, False):
                         _RetailTaker(self, game, outcome, buys, seed).start(t0)
-            for firm in range(1, cfg.market_makers + 1):
-                mm = CompetitorMM(self, game, firm, seed)
+            low, high = cfg.firms_per_game
+            pick = random.Random(f"{seed}|mm-count|{game.event_ticker}")
+            for firm in sorted(pick.sample(firms, pick.randint(low, high))):
+                mm = CompetitorMM(self, game, firm, seed, self.styles[firm])
                 self.market_makers.append(mm)
                 mm.start(t0)
             if cfg.lifecycle:
@@ -566,6 +690,10 @@ class Simulation:
         if cfg.informed:
             for n, jump in enumerate(scenario.news):
                 self._schedule_sweeps(n, jump)
+
+    def competitors(self, event_ticker: str) -> list[CompetitorMM]:
+        """The firms quoting ``event_ticker`` (none: a monopsony), in firm order."""
+        return [mm for mm in self.market_makers if mm.event_ticker == event_ticker]
 
     def _schedule_sweeps(self, n: int, jump: NewsJump) -> None:
         game = self.scenario.game(jump.event_ticker)

@@ -288,6 +288,8 @@ class SimMarket:
     volume: int = 0
     open_interest: int = 0
     last_price: Decimal | None = None
+    last_size: int = 0
+    notional: Decimal = ZERO  # dollars traded
     book: Book = field(default_factory=Book)
 
     @property
@@ -675,6 +677,8 @@ class Exchange:
         self.trades.append(trade)
         market.volume += cc
         market.last_price = price
+        market.last_size = cc
+        market.notional += price * cc_to_count(cc)
         market.updated = now
         for order, is_taker in ((maker, False), (taker, True)):
             trade_fee = self._trade_fee(market, price, cc, is_taker=is_taker)

@@ -9,6 +9,10 @@ Two layers:
   life) and rounds: decimal books to 0.01, US books to whole American odds. What a book
   shows for (game, t) depends only on (seed, book, game, update step), never on who asked
   before, so two runs with one seed print the same JSON.
+* The feed answers in the server's event loop, so it must be quick: a request prices all
+  its (book, game) pairs in one vectorised batch (the margin by Newton's method, the jitter
+  from a counter-based generator), and the latest quote per pair is memoised until that
+  book's next update step. 200 games across all sports cost a few tens of milliseconds.
 * :func:`make_odds_app` / :func:`start_odds_server` put the feed behind the v4 HTTP
   surface (reference/apis.md PART 2): the ``apiKey`` query parameter, the quota headers on
   every response, the documented cost rule, the 30-requests-per-second limit and the
@@ -20,6 +24,7 @@ do not quote it.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import math
@@ -33,8 +38,10 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 from urllib.parse import quote, quote_plus
 
+import numpy as np
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from numpy.typing import NDArray
 
 from kmm_interactive.sim.clock import Clock
 from kmm_interactive.sim.faults import Faults
@@ -42,6 +49,10 @@ from kmm_interactive.sim.loopback import LOOPBACK, listen
 from kmm_interactive.sim.scenario import GameSpec, Scenario
 
 Json = dict[str, Any]
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+UintArray = NDArray[np.uint64]
+BoolArray = NDArray[np.bool_]
 
 ERROR_DOCS: Final = "https://the-odds-api.com/liveapi/guides/v4/api-error-codes.html"
 DEFAULT_QUOTA: Final = 20_000
@@ -109,12 +120,14 @@ class Bookmaker:
     exchange: bool = False  # an exchange: h2h comes with h2h_lay
 
 
-# Pinnacle is the sharp anchor: smallest margin, 20 s behind, tiny noise, lists everything.
-# The exchanges are fast and thin-margined; US retail books are 1-10 minutes behind with
-# 4-6 % margins. Keys and regions as on the official bookmaker page (apis.md §2.7).
+# Pinnacle is the sharp anchor: the least noise and the fastest to re-price of all books
+# (5 s behind, every 4 s), a 2 % margin, and it lists everything. The exchanges follow close
+# behind (8 s, every 5 s) with a thin back/lay spread; US retail books are 1-10 minutes
+# behind with 4-6 % margins. Keys and regions as on the official bookmaker page (apis.md
+# §2.7).
 BOOKMAKERS: Final[tuple[Bookmaker, ...]] = (
-    Bookmaker("pinnacle", "Pinnacle", ("eu",), 0.020, 20, 10, 0.01, 0.01, coverage=1.0),
-    Bookmaker("betfair_ex_eu", "Betfair", ("eu",), 0.010, 10, 5, 0.015, 0.02,
+    Bookmaker("pinnacle", "Pinnacle", ("eu",), 0.020, 5, 4, 0.01, 0.01, coverage=1.0),
+    Bookmaker("betfair_ex_eu", "Betfair", ("eu",), 0.010, 8, 5, 0.015, 0.02,
               coverage=1.0, exchange=True),
     Bookmaker("marathonbet", "Marathon Bet", ("eu",), 0.035, 45, 30, 0.03, 0.02),
     Bookmaker("onexbet", "1xBet", ("eu",), 0.040, 60, 30, 0.03, 0.02, coverage=0.95),
@@ -143,7 +156,7 @@ BOOKMAKERS: Final[tuple[Bookmaker, ...]] = (
               american=True, tick=5),
     Bookmaker("mybookieag", "MyBookie.ag", ("us",), 0.060, 420, 120, 0.06, 0.03,
               coverage=0.8, american=True),
-    Bookmaker("betfair_ex_uk", "Betfair", ("uk",), 0.010, 10, 5, 0.015, 0.02,
+    Bookmaker("betfair_ex_uk", "Betfair", ("uk",), 0.010, 8, 5, 0.015, 0.02,
               coverage=1.0, exchange=True),
     Bookmaker("paddypower", "Paddy Power", ("uk",), 0.055, 120, 60, 0.05, 0.03),
     Bookmaker("skybet", "Sky Bet", ("uk",), 0.055, 150, 60, 0.05, 0.03, coverage=0.85),
@@ -219,60 +232,100 @@ def american_to_decimal(odds: int) -> float:
     return 1.0 + 100.0 / -odds
 
 
-def _power_margin(probs: Sequence[float], booksum: float) -> tuple[float, ...]:
-    """Implied probabilities ``p_i^k`` with k chosen so that they sum to ``booksum``.
+def _power_margin(probs: FloatArray, booksum: FloatArray) -> FloatArray:
+    """Implied probabilities ``p_ij^k_i`` with each row's k_i chosen so that row i sums to
+    ``booksum[i]`` (the power method: long shots carry more of the margin).
 
-    S(k) = Σ p_i^k falls and is convex in k (it is n at k = 0 and 1 at k = 1), so Newton's
+    S(k) = Σ_j p_j^k falls and is convex in k (it is n at k = 0 and 1 at k = 1), so Newton's
     method from the first-order guess k = 1 + (booksum − 1)/S'(1) converges in a few steps;
-    a bracket on the root keeps every step inside it (bisecting when Newton would leave it).
+    a bracket on each root keeps every step inside it (bisecting when Newton would leave it).
+    All rows are solved at once.
     """
-    logs = [math.log(p) for p in probs]
-    lo, hi = 0.0, math.inf  # S(lo) > booksum > S(hi)
-    slope = math.fsum(p * g for p, g in zip(probs, logs, strict=True))  # S'(1) < 0
-    k = 1.0 + (booksum - 1.0) / slope if slope < 0.0 else 1.0
-    for _ in range(100):
-        if not lo < k < hi:  # Newton left the bracket: bisect it (doubling while open)
-            k = 2.0 * lo if hi == math.inf else (lo + hi) / 2.0
-            k = k if k > 0.0 else 1.0
-        powers = [math.exp(k * g) for g in logs]
-        excess = math.fsum(powers) - booksum
-        if excess > 0.0:
-            lo = k
-        else:
-            hi = k
-        slope = math.fsum(x * g for x, g in zip(powers, logs, strict=True))
-        if excess == 0.0 or slope >= 0.0:
+    logs = np.log(probs)
+    lo = np.zeros(len(probs))
+    hi = np.full(len(probs), np.inf)  # S(lo) > booksum >= S(hi)
+    slope = (probs * logs).sum(axis=1)  # S'(1) < 0
+    k = np.where(slope < 0.0, 1.0 + (booksum - 1.0) / np.minimum(slope, -1e-300), 1.0)
+    k = np.where(k > 0.0, k, 1.0)
+    for _ in range(200):
+        powers = np.exp(k[:, None] * logs)
+        excess = powers.sum(axis=1) - booksum
+        above = excess > 0.0
+        lo = np.where(above, k, lo)
+        hi = np.where(above, hi, k)
+        slope = (powers * logs).sum(axis=1)
+        new = k - np.where(slope < 0.0, excess / np.minimum(slope, -1e-300), 0.0)
+        # Newton left the bracket: bisect it instead (doubling while it is open above).
+        outside = (new < lo) | (new > hi) | (new <= 0.0)
+        new = np.where(outside, np.where(np.isinf(hi), 2.0 * lo, (lo + hi) / 2.0), new)
+        done = np.abs(new - k) <= 1e-14 * k
+        k = new
+        if done.all():
             break
-        step = excess / slope
-        k -= step
-        if abs(step) <= 1e-15 * k:
-            break
-    return tuple(math.exp(k * g) for g in logs)
+    implied: FloatArray = np.exp(k[:, None] * logs)
+    return implied
 
 
-def _price(implied: Sequence[float], book: Bookmaker) -> tuple[tuple[float, ...], tuple[int, ...]]:
-    """Round fair-plus-margin probabilities to the book's printed odds, in both formats."""
-    exact = [min(MAX_DECIMAL, max(MIN_DECIMAL, 1.0 / p)) for p in implied]
-    if book.american:  # US books think in American odds; decimal is derived from them
-        american = tuple(_round_american(_american_exact(o), book.tick) for o in exact)
-        decimal = tuple(round(american_to_decimal(a), 2) for a in american)
-    else:
-        decimal = tuple(round(o, 2) for o in exact)
-        american = tuple(decimal_to_american(o) for o in decimal)
-    return decimal, american
+def _price(
+    implied: FloatArray, american: BoolArray, tick: FloatArray
+) -> tuple[FloatArray, IntArray]:
+    """Round fair-plus-margin probabilities to printed odds, in both formats, row by row.
 
-
-def _round_american(value: float, tick: int) -> int:
-    rounded = int(round(value / tick) * tick)
+    Rows of books that think in American odds (``american``) are rounded to whole multiples
+    of their ``tick`` and their decimal odds derived from those; the others are rounded to
+    0.01 in decimal and their American odds derived from that.
+    """
+    exact = np.clip(1.0 / np.maximum(implied, 1.0 / MAX_DECIMAL), MIN_DECIMAL, MAX_DECIMAL)
+    decimal_first = np.round(exact, 2)
+    tick = tick[:, None]
+    rounded = np.rint(_american_array(exact) / tick) * tick
     # Nothing lies strictly between −100 and +100; both mean even money.
-    if -100 < rounded < 100:
-        return 100 if value >= 0 else -100
-    return rounded
+    rounded = np.where(np.abs(rounded) < 100.0, np.where(exact >= 2.0, 100.0, -100.0), rounded)
+    from_american = np.round(
+        np.where(rounded > 0, 1.0 + rounded / 100.0, 1.0 + 100.0 / np.abs(rounded)), 2
+    )
+    us = american[:, None]
+    decimal = np.where(us, from_american, decimal_first)
+    american_odds = np.where(us, rounded, np.rint(_american_array(decimal_first)))
+    return decimal, american_odds.astype(np.int64)
+
+
+def _american_array(odds: FloatArray) -> FloatArray:
+    return np.where(odds >= 2.0, (odds - 1.0) * 100.0, -100.0 / np.maximum(odds - 1.0, 1e-12))
+
+
+def _normals(keys: UintArray, n: int) -> FloatArray:
+    """An (len(keys), n) array of standard normal draws, a pure function of each 64-bit key.
+
+    A counter-based generator (SplitMix64 of key and counter, then Box–Muller): seeding a
+    Mersenne Twister for every (book, game, update step) would cost more than the pricing.
+    """
+    counters = np.arange(2 * n, dtype=np.uint64) * _GOLDEN
+    words = _splitmix64(keys[:, None] + counters)
+    u = ((words >> np.uint64(11)).astype(np.float64) + 1.0) * 2.0**-53  # (0, 1]
+    radius = np.sqrt(-2.0 * np.log(u[:, :n]))
+    return radius * np.cos(2.0 * np.pi * u[:, n:])
+
+
+_GOLDEN: Final = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _splitmix64(x: UintArray) -> UintArray:
+    x = x + _GOLDEN  # uint64 arithmetic wraps around, as the generator intends
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
 def iso(t: float) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ``, whole seconds (floored: never a time still to come)."""
-    return datetime.fromtimestamp(math.floor(t), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso_second(math.floor(t))
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:
+    # Most stamps in one answer fall in the same few seconds: format each second once.
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
 def parse_iso(value: str, param: str) -> float:
@@ -315,6 +368,18 @@ def region_units(regions: str | Iterable[str] = (), bookmakers: str | Iterable[s
 # --------------------------------------------------------------------------- the feed
 
 
+@dataclass(frozen=True)
+class _Pair:
+    """One book on one game: its fixed habits there, drawn once from the seed."""
+
+    book: Bookmaker
+    game: GameSpec
+    cadence: float  # wall seconds between its re-pricings
+    phase: float  # where in its cadence it re-prices, as a fraction of a period
+    bias: tuple[float, ...]  # its persistent logit error per outcome
+    stream: int  # the 64-bit key of its jitter stream (one draw per update step)
+
+
 class OddsFeed:
     """The bookmakers' view of a scenario, read at ``clock.now()``."""
 
@@ -333,7 +398,7 @@ class OddsFeed:
         }
         # Memos of pure functions of the seed (see quote): bounded by books × games.
         self._listed: dict[tuple[str, str], bool] = {}
-        self._book_habits: dict[tuple[str, str], tuple[float, tuple[float, ...]]] = {}
+        self._pairs: dict[tuple[str, str], _Pair | None] = {}
         self._quotes: dict[tuple[str, str], tuple[int, Quote]] = {}
 
     # ------------------------------------------------------------------ lookups
@@ -379,70 +444,111 @@ class OddsFeed:
     # ------------------------------------------------------------------ the model
 
     def quote(self, book: str, event_id: str, t: float | None = None) -> Quote | None:
-        """What ``book`` shows for the game at ``t`` (default now); None if not offered.
+        """What ``book`` shows for the game at ``t`` (default now); None if not offered."""
+        return self.quotes([(book, event_id)], t)[0]
+
+    def quotes(
+        self, pairs: Sequence[tuple[str, str]], t: float | None = None
+    ) -> list[Quote | None]:
+        """:meth:`quote` for many (book, event id) pairs at once, priced in one batch.
 
         A quote is a pure function of (book, game, update step), so the latest one per
         (book, game) is kept: asking again within the same step costs a dictionary lookup,
-        and the memo never holds more than one quote per pair the feed can list.
+        and the memo never holds more than one quote per pair the feed lists.
         """
-        b = BOOKS_BY_KEY[book]
-        game = self._games[event_id]
         now = self.clock.now() if t is None else t
-        if not self.is_listed(game, now) or not self.lists(book, event_id):
-            return None
-        phase, bias = self._habits(book, event_id)
-        cadence = b.cadence / self.scenario.speed
-        origin = self.scenario.origin
-        # A per-(book, game) phase keeps the books from all re-pricing on the same tick.
-        step = math.floor((now - origin) / cadence + phase)
-        if origin + (step - phase) * cadence > now:  # float rounding at a step boundary
-            step -= 1
-        cached = self._quotes.get((book, event_id))
-        if cached is not None and cached[0] == step:
-            return cached[1]
-        quote = self._price_step(b, game, step, phase, bias)
-        self._quotes[(book, event_id)] = (step, quote)
-        return quote
+        since = now - self.scenario.origin
+        out: list[Quote | None] = []
+        todo: dict[int, list[tuple[int, _Pair, int]]] = {}  # outcome count → (slot, pair, step)
+        memo = self._quotes
+        for key in pairs:
+            pair = self._pairs[key] if key in self._pairs else self._pair(*key)
+            if pair is None or now >= pair.game.end:  # not offered, or no longer listed
+                out.append(None)
+                continue
+            # A per-(book, game) phase keeps the books from all re-pricing on the same tick.
+            step = math.floor(since / pair.cadence + pair.phase)
+            if (step - pair.phase) * pair.cadence > since:  # float rounding at a boundary
+                step -= 1
+            cached = memo.get(key)
+            if cached is not None and cached[0] == step:
+                out.append(cached[1])
+                continue
+            todo.setdefault(len(pair.bias), []).append((len(out), pair, step))
+            out.append(None)
+        for rows in todo.values():
+            priced = self._price([pair for _, pair, _ in rows], [step for _, _, step in rows])
+            for (slot, pair, step), quote_ in zip(rows, priced, strict=True):
+                out[slot] = quote_
+                memo[(pair.book.key, pair.game.odds_event_id)] = (step, quote_)
+        return out
 
-    def _habits(self, book: str, event_id: str) -> tuple[float, tuple[float, ...]]:
-        """A book's fixed habits on one game: its update phase and its persistent errors."""
-        key = (book, event_id)
-        habits = self._book_habits.get(key)
-        if habits is None:
-            b, game = BOOKS_BY_KEY[book], self._games[event_id]
-            phase = random.Random(f"{self.seed}-{book}-{event_id}-phase").random()
-            rng = random.Random(f"{self.seed}-{book}-{event_id}-bias")
-            habits = phase, tuple(rng.gauss(0.0, b.bias) for _ in game.outcomes)
-            self._book_habits[key] = habits
-        return habits
+    def _pair(self, book: str, event_id: str) -> _Pair | None:
+        """``book`` on the game ``event_id`` (None if it does not offer it), memoised."""
+        b, game = BOOKS_BY_KEY[book], self._games[event_id]
+        pair: _Pair | None = None
+        if self.lists(book, event_id):
+            tag = f"{self.seed}-{book}-{event_id}"
+            rng = random.Random(f"{tag}-bias")
+            pair = _Pair(
+                book=b,
+                game=game,
+                cadence=b.cadence / self.scenario.speed,
+                phase=random.Random(f"{tag}-phase").random(),
+                bias=tuple(rng.gauss(0.0, b.bias) for _ in game.outcomes),
+                stream=random.Random(f"{tag}-jitter").getrandbits(64),
+            )
+        self._pairs[(book, event_id)] = pair
+        return pair
 
-    def _price_step(
-        self, b: Bookmaker, game: GameSpec, step: int, phase: float, bias: Sequence[float]
-    ) -> Quote:
-        """The prices ``b`` sets on ``game`` at update ``step`` (see the module doc)."""
+    def _price(self, pairs: Sequence[_Pair], steps: Sequence[int]) -> list[Quote]:
+        """Price ``pairs`` (all with one outcome count) at update ``steps``, vectorised."""
         speed, origin = self.scenario.speed, self.scenario.origin
-        updated = origin + (step - phase) * b.cadence / speed
-        source = updated - b.lag / speed
-        truth = game.path.at(source)
-        event_id = game.odds_event_id
-        jitter = random.Random(f"{self.seed}-{b.key}-{event_id}-{step}")
-        scores = [
-            math.log(min(max(p, 1e-9), 1.0)) + e + jitter.gauss(0.0, b.jitter)
-            for p, e in zip(truth, bias, strict=True)
-        ]
-        top = max(scores)
-        weights = [math.exp(s - top) for s in scores]
-        total = math.fsum(weights)
-        fair = tuple(min(max(w / total, 1e-6), 1.0 - 1e-6) for w in weights)
-        margin = b.margin * (THREE_WAY_MARGIN if len(fair) == 3 else 1.0)
-        decimal, american = _price(_power_margin(fair, 1.0 + margin), b)
-        lay_decimal = lay_american = None
-        if b.exchange:  # lay odds sit above the back odds: a booksum below one
-            lay_decimal, lay_american = _price(_power_margin(fair, 1.0 - margin), b)
-        return Quote(
-            b.key, event_id, self._names[event_id], decimal, american, fair, updated, source,
-            lay_decimal, lay_american,
-        )  # fmt: skip
+        books = [p.book for p in pairs]
+        step = np.array(steps, dtype=np.int64)
+        cadence = np.array([p.cadence for p in pairs])
+        updated = origin + (step - np.array([p.phase for p in pairs])) * cadence
+        source = updated - np.array([b.lag for b in books]) / speed
+        updated_at, source_at = updated.tolist(), source.tolist()
+        truth = np.array([p.game.path.at(s) for p, s in zip(pairs, source_at, strict=True)])
+        n = truth.shape[1]
+        # The book's view: the truth one lag ago, off by its persistent bias and a jitter
+        # re-drawn at each update (both in logit units), renormalised.
+        streams = np.array([p.stream for p in pairs], dtype=np.uint64)
+        jitter = _normals(streams + step.astype(np.uint64) * _GOLDEN, n)
+        scores = (
+            np.log(np.clip(truth, 1e-9, 1.0))
+            + np.array([p.bias for p in pairs])
+            + np.array([b.jitter for b in books])[:, None] * jitter
+        )
+        weights = np.exp(scores - scores.max(axis=1, keepdims=True))
+        fair = np.clip(weights / weights.sum(axis=1, keepdims=True), 1e-6, 1.0 - 1e-6)
+        margin = np.array([b.margin for b in books]) * (THREE_WAY_MARGIN if n == 3 else 1.0)
+        american = np.array([b.american for b in books], dtype=np.bool_)
+        tick = np.array([float(b.tick) for b in books])
+        decimal, american_odds = _price(_power_margin(fair, 1.0 + margin), american, tick)
+        backs = zip(map(tuple, decimal.tolist()), map(tuple, american_odds.tolist()), strict=True)
+        # Exchanges' lay odds sit above their back odds: a booksum below one.
+        ex = np.flatnonzero([b.exchange for b in books])
+        lay_decimal, lay_american = _price(
+            _power_margin(fair[ex], 1.0 - margin[ex]), american[ex], tick[ex]
+        )
+        lay_rows = zip(
+            map(tuple, lay_decimal.tolist()), map(tuple, lay_american.tolist()), strict=True
+        )
+        lays = dict(zip(ex.tolist(), lay_rows, strict=True))
+        rows = zip(pairs, backs, map(tuple, fair.tolist()), updated_at, source_at, strict=True)
+        out = []
+        for i, (p, (dec, ame), fair_i, at, seen) in enumerate(rows):
+            event_id = p.game.odds_event_id
+            lay = lays.get(i)
+            lay_dec, lay_ame = lay if lay is not None else (None, None)
+            quote_ = Quote(
+                p.book.key, event_id, self._names[event_id], dec, ame, fair_i, at, seen,
+                lay_dec, lay_ame,
+            )  # fmt: skip
+            out.append(quote_)
+        return out
 
     # ------------------------------------------------------------------ the API's views
 
@@ -567,10 +673,13 @@ class OddsFeed:
         books, wanted = self._request(regions, bookmakers, markets, odds_format, date_format)
         _check_markets(wanted, featured_only=True)
         games = self._selected(sport, event_ids, commence_from, commence_to)
+        # Price every (game, book) pair in one batch, then lay the answer out.
+        quotes = self.quotes([(b.key, g.odds_event_id) for g in games for b in books])
         out = []
-        for g in games:
+        for i, g in enumerate(games):
+            row = quotes[i * len(books) : (i + 1) * len(books)]
             event = _event_json(g, date_format)
-            event["bookmakers"] = self._books_json(g, books, wanted, odds_format, date_format, True)
+            event["bookmakers"] = _books_json(books, row, wanted, odds_format, date_format, True)
             if event["bookmakers"]:
                 out.append(event)
         return out
@@ -606,7 +715,8 @@ class OddsFeed:
                 "Event not found. The event may have expired or the event id is invalid.",
             )
         event = _event_json(game, date_format)
-        event["bookmakers"] = self._books_json(game, books, wanted, odds_format, date_format, False)
+        quotes = self.quotes([(b.key, event_id) for b in books])
+        event["bookmakers"] = _books_json(books, quotes, wanted, odds_format, date_format, False)
         return event
 
     def _request(
@@ -635,48 +745,52 @@ class OddsFeed:
         _check_choice(date_format, DATE_FORMATS, "INVALID_DATE_FORMAT", "dateFormat")
         return self.bookmakers(region_list, book_list), wanted
 
-    def _books_json(
-        self,
-        game: GameSpec,
-        books: Sequence[Bookmaker],
-        markets: Sequence[str],
-        odds_format: str,
-        date_format: str,
-        book_last_update: bool,
-    ) -> list[Json]:
-        if "h2h" not in markets and "h2h_lay" not in markets:
-            return []
-        out = []
-        for b in books:
-            q = self.quote(b.key, game.odds_event_id)
-            if q is None:
-                continue
-            stamp = _stamp(q.last_update, date_format)
-            # US books list the away side first, European books the home side.
-            order = [i for i in ((0, 1, 2) if b.american else (1, 0, 2)) if i < len(q.names)]
-            entries = []
-            if "h2h" in markets:
-                prices = q.american if odds_format == "american" else q.decimal
-                entries.append(("h2h", prices))
-            if b.exchange and q.lay_decimal is not None and q.lay_american is not None:
-                # Exchanges add h2h_lay by themselves whenever h2h is asked for.
-                lay = q.lay_american if odds_format == "american" else q.lay_decimal
-                entries.append(("h2h_lay", lay))
-            if not entries:
-                continue
-            book_json: Json = {"key": b.key, "title": b.title}
-            if book_last_update:
-                book_json["last_update"] = stamp
-            book_json["markets"] = [
-                {
-                    "key": key,
-                    "last_update": stamp,
-                    "outcomes": [{"name": q.names[i], "price": prices[i]} for i in order],
-                }
-                for key, prices in entries
-            ]
-            out.append(book_json)
-        return out
+
+def _books_json(
+    books: Sequence[Bookmaker],
+    quotes: Sequence[Quote | None],
+    markets: Sequence[str],
+    odds_format: str,
+    date_format: str,
+    book_last_update: bool,
+) -> list[Json]:
+    """The ``bookmakers`` array of one event: ``quotes[i]`` is what ``books[i]`` shows."""
+    if "h2h" not in markets and "h2h_lay" not in markets:
+        return []
+    out = []
+    for b, q in zip(books, quotes, strict=True):
+        if q is None:
+            continue
+        stamp = _stamp(q.last_update, date_format)
+        # US books list the away side first, European books the home side.
+        order = _US_ORDER[len(q.names)] if b.american else _EU_ORDER[len(q.names)]
+        entries = []
+        if "h2h" in markets:
+            prices = q.american if odds_format == "american" else q.decimal
+            entries.append(("h2h", prices))
+        if b.exchange and q.lay_decimal is not None and q.lay_american is not None:
+            # Exchanges add h2h_lay by themselves whenever h2h is asked for.
+            lay = q.lay_american if odds_format == "american" else q.lay_decimal
+            entries.append(("h2h_lay", lay))
+        if not entries:
+            continue
+        book_json: Json = {"key": b.key, "title": b.title}
+        if book_last_update:
+            book_json["last_update"] = stamp
+        book_json["markets"] = [
+            {
+                "key": key,
+                "last_update": stamp,
+                "outcomes": [{"name": q.names[i], "price": prices[i]} for i in order],
+            }
+            for key, prices in entries
+        ]
+        out.append(book_json)
+    return out
+
+
+_US_ORDER: Final = {2: (0, 1), 3: (0, 1, 2)}  # away, home, draw
+_EU_ORDER: Final = {2: (1, 0), 3: (1, 0, 2)}  # home, away, draw
 
 
 def _commence(game: GameSpec) -> float:
@@ -735,7 +849,6 @@ class Quota:
 
     limit: int
     used: int = 0
-    last: int = 0
 
     @property
     def remaining(self) -> int:
@@ -836,7 +949,6 @@ class OddsApi:
         if cost > self.quota.remaining:
             return self._out_of_credits()
         self.quota.used += cost
-        self.quota.last = cost
         response = web.json_response(payload, headers=self.quota.headers(cost))
         if "gzip" in request.headers.get("Accept-Encoding", ""):
             response.enable_compression()

@@ -155,10 +155,13 @@ class WsHub:
                 self.faults.counts["ws_drop"] += 1
                 await conn.ws.close(code=1011, message=b"injected drop")
                 return
-            try:
-                frame = await asyncio.wait_for(conn.queue.get(), min(due or 0.25, 0.25))
-            except TimeoutError:
-                continue
+            if conn.queue.empty():
+                try:
+                    frame = await asyncio.wait_for(conn.queue.get(), min(due or 0.25, 0.25))
+                except TimeoutError:
+                    continue
+            else:  # no timer per frame when frames are waiting: that halves the throughput
+                frame = conn.queue.get_nowait()
             if frame is None or conn.ws.closed:
                 return
             try:

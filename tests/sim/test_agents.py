@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 from collections import Counter
 from collections.abc import Sequence
 from decimal import Decimal
@@ -12,12 +13,15 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from kmm_interactive.domain import PriceGrid
 from kmm_interactive.sim.agents import (
     INFORMED_USER,
     STALE_USER,
     AgentConfig,
     CompetitorMM,
     Simulation,
+    _tick_at_or_above,
+    _tick_at_or_below,
     mm_user,
     taker_rate,
 )
@@ -31,11 +35,24 @@ from kmm_interactive.sim.exchange import (
     FillRecord,
     OrderEvent,
 )
-from kmm_interactive.sim.scenario import GameSpec, NewsJump, Scenario, TruthPath, build_scenario
+from kmm_interactive.sim.scenario import (
+    TAPERED_DECI_CENT,
+    GameSpec,
+    NewsJump,
+    Scenario,
+    TruthPath,
+    build_scenario,
+)
 
 T0 = 1_750_000_000.0
 BIG = Decimal(10) ** 9
 QUIET = AgentConfig(stale_liquidity=False, market_makers=0, informed=False)
+#: Exactly two firms on every game, both of the "hold" style and never stepping away.
+TWO_HOLDERS = AgentConfig(
+    market_makers=2, market_maker_count=(2, 2), mm_back_off=0.0, mm_stay=math.inf
+)
+#: The same two firms and nothing else.
+QUIET_TWO = dataclasses.replace(TWO_HOLDERS, stale_liquidity=False, informed=False, retail=False)
 
 
 def flat_scenario(
@@ -113,6 +130,19 @@ def test_config_is_validated_with_clear_errors() -> None:
         AgentConfig(market_makers=-1)
     with pytest.raises(ValueError, match="mm_refresh"):
         AgentConfig(mm_refresh=0.0)
+    with pytest.raises(ValueError, match=r"market_maker_count = \(1, 4\)"):
+        AgentConfig(market_makers=3, market_maker_count=(1, 4))
+    with pytest.raises(ValueError, match="market_maker_count"):
+        AgentConfig(market_maker_count=(2, 1))
+    with pytest.raises(ValueError, match="mm_back_off"):
+        AgentConfig(mm_back_off=1.5)
+    with pytest.raises(ValueError, match="mm_stay"):
+        AgentConfig(mm_stay=0.0)
+    with pytest.raises(ValueError, match="mm_away"):
+        AgentConfig(mm_away=-1.0)
+    assert AgentConfig(mm_stay=math.inf).mm_stay == math.inf  # firms that never step away
+    assert AgentConfig(market_makers=3).firms_per_game == (0, 3)
+    assert AgentConfig(market_makers=3, market_maker_count=(2, 2)).firms_per_game == (2, 2)
 
 
 def test_taker_rate_is_A_exp_minus_k_delta_times_the_biases() -> None:
@@ -178,6 +208,36 @@ def test_retail_fill_rates_match_the_model_on_both_sides() -> None:
     # by (1.15 · 0.97) / (0.85 · 0.97).
     ratio = observed[(quotes[0][0], "ask")] / observed[(quotes[1][0], "bid")]
     assert ratio == pytest.approx(1.15 / 0.85, rel=0.1)
+    # A counts orders, not contracts: each hit brings 1–10 contracts, 5.5 on average.
+    low, high = QUIET.taker_size
+    assert all(low * CC <= f.count <= high * CC for f in fills)
+    per_hit = sum(f.count for f in fills) / CC / len(fills)
+    assert per_hit == pytest.approx((low + high) / 2, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [PriceGrid.linear_cent(), PriceGrid.from_price_ranges(
+        [{"start": a, "end": b, "step": c} for a, b, c in TAPERED_DECI_CENT]
+    )],
+    ids=["cent", "tapered"],
+)  # fmt: skip
+def test_one_snapping_rule_agrees_with_the_grid_and_forgives_float_rounding(
+    grid: PriceGrid,
+) -> None:
+    rng = random.Random(1)
+    for _ in range(2000):  # off-grid prices: the same ticks as PriceGrid's exact rule
+        exact = Decimal(f"{rng.uniform(0.0, 1.0):.6f}")  # six decimals, as the wire allows
+        price = float(exact)
+        assert _tick_at_or_below(grid, price) == grid.tick_at_or_below(exact)
+        assert _tick_at_or_above(grid, price) == grid.tick_at_or_above(exact)
+    for tick, level in enumerate(grid.levels):  # on the grid: that very tick
+        assert _tick_at_or_below(grid, float(level)) == tick
+        assert _tick_at_or_above(grid, float(level)) == tick
+    # A float sum that means a level lands on it, whichever way it rounds: 0.1 + 0.2 is
+    # 0.30000000000000004 and 0.57 − 0.03 is 0.5399999999999999.
+    assert grid.prices_float[_tick_at_or_above(grid, 0.1 + 0.2) or 0] == 0.3
+    assert grid.prices_float[_tick_at_or_below(grid, 0.57 - 0.03) or 0] == 0.54
 
 
 # --------------------------------------------------------------------------- determinism
@@ -217,12 +277,12 @@ def test_same_seed_same_events_and_another_seed_differs() -> None:
 # --------------------------------------------------------------------------- competitors
 
 
-def firms(sim: Simulation, event_ticker: str) -> list[CompetitorMM]:
-    return [mm for mm in sim.market_makers if mm.event_ticker == event_ticker]
+def by_ceiling(sim: Simulation, event_ticker: str, ticker: str) -> list[CompetitorMM]:
+    return sorted(sim.competitors(event_ticker), key=lambda mm: mm.ceiling(ticker) or 0)
 
 
 def test_competitors_outbid_to_their_ceilings_and_walk_back_down() -> None:
-    cfg = dataclasses.replace(QUIET, retail=False, market_makers=2, mm_edge=3.0, mm_open=8.0)
+    cfg = dataclasses.replace(QUIET_TWO, mm_edge=3.0, mm_open=8.0)
     scn = flat_scenario([(0.5, 0.5)])
     _, ex = world(scn)
     ex.open_account("me", BIG)
@@ -230,7 +290,8 @@ def test_competitors_outbid_to_their_ceilings_and_walk_back_down() -> None:
     ticker = scn.games[0].outcomes[0].ticker
     book = ex.markets[ticker].book
     sim.run_until(T0 + 30)
-    lo, hi = sorted(firms(sim, scn.games[0].event_ticker), key=lambda mm: mm.ceiling(ticker) or 0)
+    lo, hi = by_ceiling(sim, scn.games[0].event_ticker, ticker)
+    assert (lo.style, hi.style) == ("hold", "hold")
     c_lo, c_hi = lo.ceiling(ticker), hi.ceiling(ticker)
     assert c_lo is not None
     assert c_hi is not None
@@ -268,17 +329,146 @@ def test_competitors_outbid_to_their_ceilings_and_walk_back_down() -> None:
     assert not sim.errors
 
 
+@pytest.mark.parametrize("style", ["hold", "back_off"])
+def test_outbid_beyond_its_ceiling_a_firm_holds_or_backs_off_by_style(style: str) -> None:
+    back_off = 1.0 if style == "back_off" else 0.0
+    cfg = dataclasses.replace(
+        QUIET, retail=False, market_makers=1, market_maker_count=(1, 1), mm_back_off=back_off,
+        mm_stay=math.inf, mm_edge=3.0, mm_open=8.0,
+    )  # fmt: skip
+    scn = flat_scenario([(0.5, 0.5)])
+    _, ex = world(scn)
+    ex.open_account("me", BIG)
+    sim = Simulation(scn, ex, cfg, seed=3)
+    ticker = scn.games[0].outcomes[0].ticker
+    grid = ex.markets[ticker].grid
+    sim.run_until(T0 + 10)
+    (mm,) = sim.competitors(scn.games[0].event_ticker)
+    assert mm.style == style
+    ceiling, floor = mm.ceiling(ticker), mm.floor(ticker)
+    open_bid, open_ask = mm.opening(ticker, "bid"), mm.opening(ticker, "ask")
+    assert ceiling is not None
+    assert floor is not None
+    assert open_bid is not None
+    assert open_ask is not None
+
+    def quotes() -> tuple[int | None, int | None]:
+        bid, ask = mm.order(ticker, "bid"), mm.order(ticker, "ask")
+        return (bid.tick if bid else None, ask.tick if ask else None)
+
+    assert quotes() == (open_bid, open_ask)  # alone: a monopsony's wide opening quotes
+    rest(ex, "me", ticker, "bid", grid.wire(ceiling - 2), 5)  # inside its limits: outbid me
+    rest(ex, "me", ticker, "ask", grid.wire(floor + 2), 5)
+    sim.run_until(T0 + 20)
+    assert quotes() == (ceiling - 1, floor + 1)
+    over_bid = rest(ex, "me", ticker, "bid", grid.wire(ceiling + 1), 5)  # beyond its limits
+    over_ask = rest(ex, "me", ticker, "ask", grid.wire(floor - 1), 5)
+    sim.run_until(T0 + 30)
+    assert quotes() == ((ceiling, floor) if style == "hold" else (open_bid, open_ask))
+    ex.cancel_order("me", over_bid)  # the better quotes leave: it comes back above mine
+    ex.cancel_order("me", over_ask)
+    sim.run_until(T0 + 40)
+    assert quotes() == (ceiling - 1, floor + 1)
+    assert not sim.errors
+
+
+def test_firms_step_away_and_come_back_and_the_other_walks_down_meanwhile() -> None:
+    cfg = dataclasses.replace(
+        QUIET, retail=False, market_makers=2, market_maker_count=(2, 2), mm_back_off=0.0,
+        mm_stay=120.0, mm_away=60.0, mm_edge=3.0, mm_open=8.0,
+    )  # fmt: skip
+    scn = flat_scenario([(0.5, 0.5)])
+    _, ex = world(scn)
+    sim = Simulation(scn, ex, cfg, seed=3)
+    event, ticker = scn.games[0].event_ticker, scn.games[0].outcomes[0].ticker
+    sim.run_until(T0 + 30)
+    lo, hi = by_ceiling(sim, event, ticker)
+    c_lo, c_hi = lo.ceiling(ticker), hi.ceiling(ticker)
+    assert c_lo is not None
+    assert c_hi is not None
+    assert c_lo < c_hi
+    # (lo present, hi present, lo's bid, hi's bid), once a second for 40 scenario minutes.
+    samples = []
+    for second in range(31, 2400):
+        sim.run_until(T0 + second)
+        bids = [mm.order(ticker, "bid") for mm in (lo, hi)]
+        for mm in (lo, hi):
+            if not mm.present:  # away: nothing of it rests
+                assert not list(ex.live_orders(mm.user_id))
+        samples.append((lo.present, hi.present, *(b.tick if b else None for b in bids)))
+    for mm in (lo, hi):  # each left several times and came back each time
+        assert mm.departures >= 3
+        assert mm.entries >= mm.departures
+    contested = (True, True, c_lo, c_lo + 1)
+    alone = (False, True, None, hi.opening(ticker, "bid"))
+    # The top firm sits one tick above the other's ceiling; when the other leaves it walks
+    # down to its own opening level within a few requotes, and climbs again on its return.
+    walks_down = [
+        i for i in range(len(samples) - 5)
+        if samples[i] == contested and alone in samples[i + 1 : i + 5]
+    ]  # fmt: skip
+    climbs = [
+        i for i in range(len(samples) - 40)
+        if samples[i] == alone and contested in samples[i + 1 : i + 40]
+    ]  # fmt: skip
+    assert walks_down
+    assert climbs
+    assert not sim.errors
+
+
+def test_the_default_market_mixes_monopsonies_contests_styles_and_comings_and_goings() -> None:
+    scn = build_scenario("default", seed=4, now=T0, speed=60.0, n_games=40)
+    _, ex = world(scn)
+    sim = Simulation(scn, ex, seed=2)
+    assert AgentConfig().firms_per_game == (0, AgentConfig().market_makers)
+    counts = Counter(len(sim.competitors(g.event_ticker)) for g in scn.games)
+    assert set(counts) == set(range(AgentConfig().market_makers + 1))  # 0 (monopsony) … all
+    assert set(sim.styles.values()) == {"hold", "back_off"}
+    for mm in sim.market_makers:
+        assert mm.style == sim.styles[mm.firm]
+    # The draw is the seed's, not the run's: the same seed picks the same firms.
+    again = Simulation(scn, Exchange.from_scenario(scn, VirtualClock(T0)), seed=2)
+    assert [(m.event_ticker, m.firm) for m in again.market_makers] == [
+        (m.event_ticker, m.firm) for m in sim.market_makers
+    ]
+
+    first = min(g.start for g in scn.games)
+    sim.run_until(first - 0.5)
+    # A monopsony's books hold only the stale deep orders: nothing near the money.
+    monopsonies = [g for g in scn.games if not sim.competitors(g.event_ticker)]
+    firm_orders = [o for f in sim.styles for o in ex.live_orders(mm_user(f))]
+    for game in monopsonies:
+        for outcome in game.outcomes:
+            assert not [o for o in firm_orders if o.ticker == outcome.ticker]
+            book = ex.markets[outcome.ticker].book
+            grid = ex.markets[outcome.ticker].grid
+            bid, ask = book.best("bid"), book.best("ask")
+            assert bid is None or grid.price(bid) <= Decimal("0.05")
+            assert ask is None or grid.price(ask) >= Decimal("0.94")
+    # Before the first game starts, competitors have left and come back.
+    assert sum(mm.departures for mm in sim.market_makers) >= 3
+    assert any(mm.departures and mm.entries > 1 for mm in sim.market_makers)
+
+
 def test_competitors_pull_their_quotes_at_game_start() -> None:
     scn = build_scenario("small", seed=4, now=T0, speed=30.0)
     _, ex = world(scn)
-    sim = Simulation(scn, ex, seed=1)
+    sim = Simulation(scn, ex, TWO_HOLDERS, seed=1)
     game = scn.games[0]
-    sim.run_until(game.start - 0.01)
-    assert any(ex.live_orders(mm_user(1)))
-    sim.run_until(game.start)
     tickers = {o.ticker for o in game.outcomes}
-    for firm in (1, 2):
-        assert not [o for o in ex.live_orders(mm_user(firm)) if o.ticker in tickers]
+
+    def quoting() -> list[int]:
+        return [
+            mm.firm
+            for mm in sim.competitors(game.event_ticker)
+            if any(o.ticker in tickers for o in ex.live_orders(mm.user_id))
+        ]
+
+    sim.run_until(game.start - 0.01)
+    assert quoting() == [1, 2]
+    sim.run_until(game.start)
+    assert quoting() == []
+    assert not any(mm.active for mm in sim.competitors(game.event_ticker))
 
 
 # --------------------------------------------------------------------------- stale and informed
@@ -333,7 +523,7 @@ def test_informed_takers_pick_off_quotes_left_at_the_pre_news_price() -> None:
 def test_informed_takers_adversely_select_slow_competitors() -> None:
     news_at = T0 + 100
     scn = flat_scenario([(0.5, 0.5)], jump=(news_at, (0.3, 0.7)))
-    cfg = dataclasses.replace(QUIET, retail=False, market_makers=2, informed=True)
+    cfg = dataclasses.replace(QUIET_TWO, informed=True)
     _, ex = world(scn)
     sim = Simulation(scn, ex, cfg, seed=9)
     home = scn.games[0].outcomes[1]
@@ -341,7 +531,9 @@ def test_informed_takers_adversely_select_slow_competitors() -> None:
     # The competitors' views refresh every 300 scenario seconds: their asks on the team that
     # just became a 70% favourite were still near 50¢, and the informed bought them.
     assert ex.position(INFORMED_USER, home.ticker).position > 0
-    sold = sum(-ex.position(mm_user(f), home.ticker).position for f in (1, 2))
+    firms = sim.competitors(scn.games[0].event_ticker)
+    assert len(firms) == 2
+    sold = sum(-ex.position(mm.user_id, home.ticker).position for mm in firms)
     assert sold > 0
 
 
@@ -385,7 +577,8 @@ def test_markets_are_determined_at_the_end_and_settled_with_payouts() -> None:
             assert ex.balance("a") - balances[0] == 10 * (len(markets) - 1)
             for o in game.outcomes:
                 assert ex.position("b", o.ticker).position == 0
-    assert not any(ex.live_orders(mm_user(1)))
+    for firm in sim.styles:
+        assert not any(ex.live_orders(mm_user(firm)))
 
 
 class StepClock:
@@ -402,7 +595,7 @@ def test_on_a_clock_it_does_not_own_actions_run_late_at_their_scheduled_times() 
     scn = build_scenario("small", seed=4, now=T0, speed=10.0)
     clock = StepClock(T0)
     ex = Exchange.from_scenario(scn, clock)
-    sim = Simulation(scn, ex, seed=1)
+    sim = Simulation(scn, ex, TWO_HOLDERS, seed=1)
     assert sim.next_time() == T0  # the stale orders go in first
     clock.t = T0 + 5
     ran = sim.advance_to(clock.now())

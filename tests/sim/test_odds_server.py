@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 
 from kmm_interactive.pricing.devig import devig
@@ -26,6 +27,7 @@ from kmm_interactive.sim.odds_server import (
     BOOKS_BY_KEY,
     OddsFeed,
     OddsServer,
+    _power_margin,
     american_to_decimal,
     iso,
     start_odds_server,
@@ -294,9 +296,33 @@ async def test_devigged_pinnacle_is_the_truth_one_lag_ago(odds: Odds) -> None:
             now = odds.clock.now()
             # It prices the truth as of one lag before its last update.
             assert now - pinnacle.lag - pinnacle.cadence < quote.source_time <= now - pinnacle.lag
-            truth = game.path.at(quote.source_time)
+            truth = odds.feed.true_probabilities(e["id"], quote.source_time)
+            assert truth == dict(zip(quote.names, game.path.at(quote.source_time), strict=True))
             fair = _fair(_h2h(e["bookmakers"][0]), game)
-            assert fair == pytest.approx(truth, abs=0.015)
+            assert fair == pytest.approx([truth[name] for name in quote.names], abs=0.015)
+
+
+def test_pinnacle_is_the_fastest_and_least_noisy_book() -> None:
+    pinnacle = BOOKS_BY_KEY["pinnacle"]
+    others = [b for b in BOOKS_BY_KEY.values() if b.key != "pinnacle"]
+    for b in others:  # strictly first on every count; the exchanges come close behind
+        assert pinnacle.lag < b.lag, b.key
+        assert pinnacle.cadence < b.cadence, b.key
+        assert pinnacle.bias < b.bias, b.key
+        assert pinnacle.jitter < b.jitter, b.key
+    # And it shows: across 200 games its own probabilities sit closest to the truth it prices.
+    scenario = build_scenario("default", n_games=200, seed=2, now=NOW, speed=60.0)
+    feed = OddsFeed(scenario, VirtualClock(NOW + 30), seed=2)
+    error: dict[str, float] = {}
+    for b in BOOKS_BY_KEY.values():
+        quotes = [q for q in feed.quotes([(b.key, g.odds_event_id) for g in feed.games]) if q]
+        assert len(quotes) > 100
+        error[b.key] = statistics.mean(
+            abs(f - t)
+            for q in quotes
+            for f, t in zip(q.fair, feed.game(q.event_id).path.at(q.source_time), strict=True)
+        )
+    assert min(error, key=error.__getitem__) == "pinnacle", error
 
 
 def _clean_jump(odds: Odds) -> tuple[NewsJump, GameSpec, str]:
@@ -336,7 +362,8 @@ async def test_news_shows_at_pinnacle_before_a_slow_us_book(odds: Odds) -> None:
         )
         return _fair(_h2h(events[0]["bookmakers"][0]), game)
 
-    odds.clock.set(jump.time + 31)  # past Pinnacle's 20 s lag and 10 s cadence
+    pinnacle = BOOKS_BY_KEY["pinnacle"]
+    odds.clock.set(jump.time + pinnacle.lag + pinnacle.cadence + 1)  # Pinnacle has re-priced
     assert _nearer(await fair("pinnacle"), jump.after, jump.before)
     assert _nearer(await fair(slow), jump.before, jump.after)
     odds.clock.set(jump.time + lag + cadence + 1)
@@ -370,6 +397,51 @@ def _snapshot(seed: int, at: float, *, warm: float | None = None) -> str:
         [feed.odds(s["key"], regions="us,eu,uk", odds_format=f)
          for s in feed.sports() for f in ("decimal", "american")]
     )  # fmt: skip
+
+
+def test_power_margin_solves_every_row_exactly() -> None:
+    rows = [(0.5, 0.5), (0.41, 0.59), (0.999999, 0.000001), (0.2, 0.3, 0.5), (1e-6, 0.4, 0.6)]
+    for booksum in (1.02, 1.065, 0.98, 0.935):
+        for row in rows:
+            probs = np.array([row])
+            implied = _power_margin(probs, np.array([booksum]))
+            assert implied.sum() == pytest.approx(booksum, rel=1e-12)
+            # One exponent for the whole row: p_i^k (read off the favourite, which never
+            # underflows).
+            top = int(np.argmax(probs[0]))
+            k = math.log(implied[0, top]) / math.log(probs[0, top])
+            assert implied[0] == pytest.approx(probs[0] ** k, rel=1e-9, abs=1e-300)
+            # A dearer book (booksum up) means k down: long shots carry more of the margin.
+            assert (k < 1.0) == (booksum > 1.0)
+    # Rows are solved together and independently of each other.
+    mixed = np.array([(0.41, 0.59), (0.999999, 0.000001), (0.7, 0.3)])
+    sums = np.array([1.02, 0.98, 1.045])
+    together = _power_margin(mixed, sums)
+    for i in range(3):
+        alone = _power_margin(mixed[i : i + 1], sums[i : i + 1])
+        assert together[i] == pytest.approx(alone[0], rel=1e-12)
+
+
+def _all_sports(feed: OddsFeed) -> list[Any]:
+    return [feed.odds(s["key"], regions="us,eu") for s in feed.sports()]
+
+
+def test_quotes_are_memoised_per_update_step() -> None:
+    scenario = build_scenario("default", n_games=200, seed=1, now=NOW, speed=60.0)
+    clock = VirtualClock(NOW + 60)
+    feed = OddsFeed(scenario, clock, seed=1)
+    game = feed.games[0]
+    first = feed.quote("pinnacle", game.odds_event_id)
+    assert first is not None
+    # Within one update step a book shows the same prices: the memo hands back that quote.
+    assert feed.quote("pinnacle", game.odds_event_id) is first
+    pinnacle = BOOKS_BY_KEY["pinnacle"]
+    clock.set(clock.now() + pinnacle.cadence / scenario.speed)
+    again = feed.quote("pinnacle", game.odds_event_id)
+    assert again is not None
+    assert again.last_update > first.last_update
+    # A fresh feed asked only now prices the same: the memo changes nothing but the cost.
+    assert OddsFeed(scenario, clock, seed=1).quote("pinnacle", game.odds_event_id) == again
 
 
 def test_the_feed_is_deterministic() -> None:
