@@ -106,8 +106,10 @@ class EmbeddedSim:
             self._driver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._driver
-            await self._kalshi.close()
-            await self._odds.close()
+            try:
+                await self._kalshi.close()
+            finally:
+                await self._odds.close()
         finally:
             shutil.rmtree(self._key_dir, ignore_errors=True)
 

@@ -564,12 +564,15 @@ class Exchange:
     @staticmethod
     def _order_cost(market: SimMarket, book_side: BookSide, px: Decimal, opening: int) -> Decimal:
         """Most ``opening`` new contracts can cost: at the order's own price, plus the
-        largest fee (cost + fee only shrinks at better prices), plus a cent for rounding."""
+        largest fee (cost + fee only shrinks at better prices), plus rounding: each fill
+        (0.01 contract at the least) rounds its fee up by under $0.0001, and an order
+        carries under a cent of rounding not yet refunded."""
         if opening <= 0:
             return ZERO
         count = cc_to_count(opening)
         leg = px if book_side == "bid" else ONE - px
-        return leg * count + taker_fee(px, count, market.fees.multiplier) + CENT
+        fee = taker_fee(px, count, market.fees.multiplier)
+        return leg * count + fee + opening * DIRECT_MEMBER_PRECISION + CENT
 
     def _closable(
         self, account: Account, market: SimMarket, without: SimOrder | None = None
@@ -922,7 +925,8 @@ class Exchange:
             raise ExchangeError(409, "order_already_exists", "updated_client_order_id in use")
         closable = self._closable(account, market, without=order)[order.book_side]
         need = self._order_cost(market, order.book_side, px, new_remaining - closable)
-        if need - order.hold > account.available:
+        shrinks_in_place = tick == order.tick and new_remaining <= order.remaining
+        if not shrinks_in_place and need - order.hold > account.available:
             raise ExchangeError(400, "insufficient_balance", "insufficient balance")
         keeps_priority = tick == order.tick and new_remaining <= order.remaining
         now = self.clock.now()

@@ -325,7 +325,10 @@ DRAW_BAND: Final = 0.332
 
 
 def _phi(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+    # erfc keeps precision in the tails, where 1 + erf(x) rounds to exactly 0 or 2; the clip
+    # keeps a result that is only very likely from reading as certain before the end.
+    p = 0.5 * math.erfc(-x / math.sqrt(2.0))
+    return min(max(p, 1e-9), 1.0 - 1e-9)
 
 
 def _outcome_probs(x: float, sd: float, draw: bool) -> tuple[float, ...]:

@@ -743,7 +743,10 @@ class KalshiServer:
             and ("position" not in count_filter or p.position != 0)
             and ("total_traded" not in count_filter or p.traded != 0)
         ]
-        page, cursor = _page(rows, request, default=100, hi=1000)
+        # Page by ticker (a rank that falls along the list), so that a market settling
+        # between two pages neither repeats nor hides a row.
+        rank = {t: len(ex.markets) - i for i, t in enumerate(sorted(ex.markets))}
+        page, cursor = _page(rows, request, default=100, hi=1000, key=lambda row: rank[row[0]])
         by_event: dict[str, list[Any]] = {}
         for t, p in rows:
             by_event.setdefault(ex.markets[t].event_ticker, []).append(p)

@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 PING_INTERVAL: Final = 10.0
 QUEUE_LIMIT: Final = 20_000  # frames waiting for one connection before its streams overflow
 ERROR_ROOM: Final = 1_000  # kept free beyond the limit for the frames that say so
-MAX_COMMAND_BYTES: Final = 1024 * 1024
+MAX_COMMAND_BYTES: Final = 24 * 1024 * 1024  # room for a subscribe naming 500k tickers
 MAX_MARKETS_PER_SUB: Final = 500_000
 
 ERRORS: Final = {
@@ -112,6 +112,7 @@ class Connection:
     subs: dict[int, Subscription] = field(default_factory=dict)
     next_sid: int = 1
     opened: float = field(default_factory=time.monotonic)
+    closer: asyncio.Task[bool] | None = None  # set once the connection is being given up
 
 
 class WsHub:
@@ -195,6 +196,8 @@ class WsHub:
             frames.insert(0, frame[: len(frame) // 2])
         if faults.settings.duplicate_frame and faults.roll("duplicate_frame"):
             frames.append(frame)
+        if sub is not None and conn.subs.get(sub.sid) is not sub:
+            return  # the subscription ended (overflow, unsubscribe) while this was being sent
         for f in frames:
             if sub is not None and conn.queue.qsize() >= QUEUE_LIMIT:
                 self._overflow(conn, sub)
@@ -206,7 +209,10 @@ class WsHub:
             conn.queue.put_nowait(frame)
         except asyncio.QueueFull:  # even the room kept for errors is gone: give up on it
             conn.subs.clear()
-            asyncio.get_running_loop().create_task(conn.ws.close(code=1011, message=b"overflow"))
+            if conn.closer is None:
+                conn.closer = asyncio.get_running_loop().create_task(
+                    conn.ws.close(code=1011, message=b"overflow")
+                )
 
     def _overflow(self, conn: Connection, sub: Subscription) -> None:
         """End a subscription whose reader fell behind, with error 25 (terminal, as on Kalshi)."""

@@ -563,9 +563,12 @@ def test_balance_never_goes_negative() -> None:
     # $50 pays for 100 YES at 0.50 but not for the $1.75 taker fee on top
     refused(400, "insufficient_balance", lab.put, "alice", "bid", "0.50", 100, "ioc")
     assert snapshot(lab) == before
-    order = lab.put("alice", "bid", "0.50", 96, "ioc")  # 48.00 + 1.68
-    assert order.filled == 9600
-    assert lab.ex.balance("alice") == D("0.32")
+    # The check also covers rounding: 95 would need 47.50 + 1.67 fee + 0.95 (a $0.0001 per
+    # 0.01-contract fill) + 1¢ = 50.13; 94 needs 49.60.
+    refused(400, "insufficient_balance", lab.put, "alice", "bid", "0.50", 95, "ioc")
+    order = lab.put("alice", "bid", "0.50", 94, "ioc")
+    assert order.filled == 9400
+    assert lab.ex.balance("alice") == D("1.35")  # 50 − (47.00 + 1.645 fee, to the cent)
 
 
 # --------------------------------------------------------------------------- price grids
@@ -723,8 +726,9 @@ def test_partial_close_keeps_cost_to_the_micro_dollar_and_flat_accounts_get_no_s
 def test_resting_orders_hold_cash_and_closing_needs_none() -> None:
     lab = make_lab(balance=D(10))
     alice = lab.ex.accounts["alice"]
-    first = lab.put("alice", "bid", "0.50", 18)  # 9.00 + fee 0.07×18×0.25 → 0.32 + 1¢ = 9.33
-    assert alice.available == D("0.67")
+    # 9.00 + fee 0.07×18×0.25 → 0.32 + rounding (1800 fills at most × $0.0001) 0.18 + 1¢
+    first = lab.put("alice", "bid", "0.50", 18)
+    assert alice.available == D("0.49")
     refused(400, "insufficient_balance", lab.put, "alice", "bid", "0.40", 2)
     # A bigger amend is refused too; a smaller one frees cash.
     refused(
@@ -732,7 +736,7 @@ def test_resting_orders_hold_cash_and_closing_needs_none() -> None:
         ticker=lab.nba, side="bid", price="0.50", count="20",
     )  # fmt: skip
     lab.ex.decrease_order("alice", first.order_id, reduce_to="10")
-    assert alice.available == D("10") - (D("5.00") + D("0.18") + D("0.01"))
+    assert alice.available == D("10") - (D("5.00") + D("0.18") + D("0.10") + D("0.01"))
     # Bob sells 10 into the bid; Alice's cash pays for them; then she can sell them with
     # no cash at all: closing contracts need none.
     lab.put("bob", "ask", "0.50", 10, "ioc")
@@ -759,3 +763,32 @@ def test_orders_cannot_even_be_cancelled_after_close() -> None:
     lab.ex.close_market(lab.nba)
     refused(400, "MARKET_INACTIVE", lab.ex.cancel_order, "alice", order.order_id)
     assert (order.status, order.last_update_reason) == ("canceled", "CloseCancel")
+
+
+def test_many_tiny_fills_cannot_push_a_balance_below_zero() -> None:
+    # Each fill rounds its fee up to $0.0001, so 2,000 fills of 0.01 contract cost $0.20 in
+    # rounding alone, far above the fee formula's $0.02: the hold must cover that too.
+    lab = make_lab()
+    alice = lab.ex.accounts["alice"]
+    lab.put("alice", "bid", "0.05", 20)
+    alice.balance = alice.held  # not a cent more than the order holds
+    for _ in range(2000):
+        lab.put("bob", "ask", "0.05", "0.01", "ioc")
+    assert lab.ex.position("alice", lab.nba).position == 2000
+    assert alice.balance >= 0
+    assert alice.available >= 0
+
+
+def test_shrinking_an_order_in_place_never_needs_cash() -> None:
+    lab = make_lab(balance=D(10))
+    alice = lab.ex.accounts["alice"]
+    lab.put("bob", "ask", "0.50", 10)
+    lab.put("alice", "bid", "0.50", 10, "ioc")  # long 10
+    closing = lab.put("alice", "ask", "0.60", 10)  # closes: holds nothing
+    lab.put("alice", "ask", "0.70", 10)  # opens NO: holds cash
+    alice.balance -= alice.available  # nothing left over
+    lab.ex.amend_order(
+        "alice", closing.order_id, ticker=lab.nba, side="ask", price="0.60", count="5"
+    )
+    assert closing.remaining == 500
+    assert alice.available > 0  # the shrink released cash

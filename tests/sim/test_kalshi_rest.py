@@ -140,8 +140,9 @@ async def test_portfolio_validates_against_the_spec(world: World) -> None:
     )
     balance = checks[4][0][1]
     # Available: 4 bought at 0.45 and a 2¢ fee, and the 6 still resting hold 6 × 0.45 plus
-    # the largest fee they could pay (0.07 × 6 × 0.2475 → 11¢) and a cent for rounding.
-    assert balance["balance"] == 100000 - 180 - 2 - (270 + 11 + 1)
+    # the largest fee they could pay (0.07 × 6 × 0.2475 → 11¢) and rounding: 600 fills of
+    # 0.01 at most, $0.0001 each, and a cent.
+    assert balance["balance"] == 100000 - 180 - 2 - (270 + 11 + 6 + 1)
     assert balance["portfolio_value"] == 100000 - 2
     # Settlement: the game resolves and the holder is paid a dollar a contract.
     ex = world.exchange

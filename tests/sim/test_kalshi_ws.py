@@ -407,12 +407,17 @@ async def test_a_reader_that_falls_behind_gets_error_25_on_every_channel(
     await alice_ws.take(2)
     for i in range(30):  # 30 user_order frames queued at once: more than the limit
         _rest(world, "alice", "bid", f"0.{10 + i:02d}", "1")
+    # A new book subscription arrives while the queue is still full: its snapshots overflow
+    # too, and it gets one error 25, not one per snapshot.
+    tickers = list(world.exchange.markets)
+    await alice_ws.send("subscribe", {"channels": ["orderbook_delta"], "market_tickers": tickers})
     frames = await alice_ws.quiet()
     errors = [f for f in frames if f["type"] == "error"]
-    assert [(e["sid"], e["msg"]["code"]) for e in errors] == [(1, 25)]
+    assert [(e["sid"], e["msg"]["code"]) for e in errors] == [(1, 25), (3, 25)]
     assert len([f for f in frames if f["type"] == "user_order"]) == 20
     await alice_ws.send("list_subscriptions")
     assert (await alice_ws.recv())["msg"] == [{"channel": "fill", "sid": 2}]
+    assert not alice_ws.ws.closed
 
 
 async def test_switching_the_drop_fault_on_drops_an_open_socket(world: World) -> None:
