@@ -560,7 +560,7 @@ async def test_hostile_orders_get_a_clear_400_fast_and_change_nothing(
     started = time.monotonic()
     body = order(world.nba, "bid", "0.45") | change
     status, reply = await world.alice.call("POST", "/portfolio/events/orders", body)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0  # it used to stall the loop for a minute
     assert status == 400, reply
     assert fragment in reply["error"]["message"]
     assert not list(world.exchange.live_orders("alice"))
