@@ -574,40 +574,41 @@ class Exchange:
         fee = taker_fee(px, count, market.fees.multiplier)
         return leg * count + fee + opening * DIRECT_MEMBER_PRECISION + CENT
 
-    def _closable(
+    def _claims(
         self, account: Account, market: SimMarket, without: SimOrder | None = None
-    ) -> dict[BookSide, int]:
-        """Contracts each side can still close, after the resting orders that claim them."""
+    ) -> tuple[list[tuple[SimOrder, int]], dict[BookSide, int]]:
+        """How the position's closable contracts go to the account's resting orders in one
+        market, in priority order: (order, contracts it closes) each, and what is left free
+        per side."""
         held = account.positions.get(market.ticker, Position()).position
         free: dict[BookSide, int] = {"bid": max(-held, 0), "ask": max(held, 0)}
+        claims = []
         for order in sorted(account.resting.get(market.ticker, {}).values(), key=_by_priority):
-            if order is not without and order.live:
-                free[order.book_side] -= min(order.remaining, free[order.book_side])
-        return free
+            if order is without or not order.live:
+                continue
+            closing = min(order.remaining, free[order.book_side])
+            free[order.book_side] -= closing
+            claims.append((order, closing))
+        return claims, free
 
     def _cash_needed(
         self, market: SimMarket, account: Account, book_side: BookSide, px: Decimal, cc: int
     ) -> Decimal:
         """Cash a new order must find available: closing contracts need none."""
-        closable = self._closable(account, market)[book_side]
+        closable = self._claims(account, market)[1][book_side]
         return self._order_cost(market, book_side, px, cc - closable)
 
     def _rehold(self, account: Account, market: SimMarket) -> None:
-        """Hold cash for the account's resting orders in one market, in priority order: the
-        first orders on a side close what the position allows, the rest open and hold."""
+        """Hold cash for the account's resting orders in one market: what an order closes
+        needs nothing, what it would open holds its most possible cost."""
         resting = account.resting.get(market.ticker)
         if not resting:
             return
-        held = account.positions.get(market.ticker, Position()).position
-        free: dict[BookSide, int] = {"bid": max(-held, 0), "ask": max(held, 0)}
-        for order in sorted(resting.values(), key=_by_priority):
-            if not order.live:
-                del resting[order.order_id]
-                account.held -= order.hold
-                order.hold = ZERO
-                continue
-            closing = min(order.remaining, free[order.book_side])
-            free[order.book_side] -= closing
+        for order in [o for o in resting.values() if not o.live]:
+            del resting[order.order_id]
+            account.held -= order.hold
+            order.hold = ZERO
+        for order, closing in self._claims(account, market)[0]:
             hold = self._order_cost(market, order.book_side, order.price, order.remaining - closing)
             account.held += hold - order.hold
             order.hold = hold
@@ -923,7 +924,7 @@ class Exchange:
         renamed = updated_client_order_id not in (None, order.client_order_id)
         if renamed and updated_client_order_id in account.client_ids:
             raise ExchangeError(409, "order_already_exists", "updated_client_order_id in use")
-        closable = self._closable(account, market, without=order)[order.book_side]
+        closable = self._claims(account, market, without=order)[1][order.book_side]
         need = self._order_cost(market, order.book_side, px, new_remaining - closable)
         shrinks_in_place = tick == order.tick and new_remaining <= order.remaining
         if not shrinks_in_place and need - order.hold > account.available:
