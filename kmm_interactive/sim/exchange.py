@@ -1146,6 +1146,17 @@ class Exchange:
 
     # ------------------------------------------------------------------ reads
 
+    def queue_position(self, order: SimOrder) -> int:
+        """Centi-contracts resting ahead of a live order at its price (0 when it is not live)."""
+        if not order.live:
+            return 0
+        ahead = 0
+        for other in self.markets[order.ticker].book.levels[order.book_side].get(order.tick, ()):
+            if other is order:
+                return ahead
+            ahead += other.remaining
+        return 0
+
     def balance(self, user_id: str) -> Decimal:
         return self.account(user_id).balance
 

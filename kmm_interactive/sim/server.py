@@ -248,7 +248,9 @@ class KalshiServer:
         post(f"{V2_ORDERS}/{{order_id}}/amend", self.amend_order)
         post(f"{V2_ORDERS}/{{order_id}}/decrease", self.decrease_order)
         get(f"{API}/portfolio/orders", self.orders_list)
+        get(f"{API}/portfolio/orders/queue_positions", self.queue_positions)
         get(f"{API}/portfolio/orders/{{order_id}}", self.order_one)
+        get(f"{API}/portfolio/orders/{{order_id}}/queue_position", self.queue_position)
         for legacy in ("", "/batched", "/{order_id}", "/{order_id}/amend", "/{order_id}/decrease"):
             r.add_route("POST", f"{API}/portfolio/orders{legacy}", self.v1_gone)
             if legacy in ("/batched", "/{order_id}"):
@@ -599,7 +601,10 @@ class KalshiServer:
 
     async def batch_cancel(self, request: web.Request) -> web.Response:
         user = self.user(request)
-        items = (await _body(request)).get("orders")
+        body = await _body(request)
+        items = body.get("orders")
+        if items is None and isinstance(body.get("ids"), list):  # the deprecated form
+            items = [{"order_id": i} for i in body["ids"]]
         if not isinstance(items, list) or not items:
             raise BadRequest("orders must be a non-empty list of {order_id}")
         if not self.limiter.allow(user, "write", CANCEL_COST * len(items)):
@@ -720,6 +725,33 @@ class KalshiServer:
         if order is None:
             raise ExchangeError(404, "not_found", "order not found")
         return web.json_response({"order": wire.order_json(order)})
+
+    async def queue_positions(self, request: web.Request) -> web.Response:
+        """Contracts ahead of each resting order, by market tickers or by event."""
+        tickers = _csv(request, "market_tickers")
+        event = request.query.get("event_ticker")
+        if tickers is None and event is None:
+            raise BadRequest("give market_tickers or event_ticker")
+        markets = self.exchange.markets
+        rows = [
+            {
+                "order_id": o.order_id,
+                "market_ticker": o.ticker,
+                "queue_position_fp": wire.fp(self.exchange.queue_position(o)),
+            }
+            for o in sorted(self.exchange.live_orders(self.user(request)), key=_seq)
+            if (tickers is None or o.ticker in tickers)
+            and (event is None or markets[o.ticker].event_ticker == event)
+        ]
+        return web.json_response({"queue_positions": rows})
+
+    async def queue_position(self, request: web.Request) -> web.Response:
+        order = self.exchange.account(self.user(request)).orders.get(request.match_info["order_id"])
+        if order is None:
+            raise ExchangeError(404, "not_found", "order not found")
+        return web.json_response(
+            {"queue_position_fp": wire.fp(self.exchange.queue_position(order))}
+        )
 
     async def positions(self, request: web.Request) -> web.Response:
         ex = self.exchange

@@ -633,3 +633,32 @@ async def test_paging_fills_is_not_shifted_by_new_fills(world: World) -> None:
         seen += [f["fill_id"] for f in page["fills"]]
         cursor = page["cursor"]
     assert len(seen) == len(set(seen)) == 5  # the five older fills, once each
+
+
+async def test_queue_positions_count_the_contracts_ahead(world: World) -> None:
+    t = world.nba
+    world.exchange.create_order("bob", ticker=t, side="bid", price="0.40", count="7", **GTC)
+    _, mine = await world.alice.call(
+        "POST", "/portfolio/events/orders", order(t, "bid", "0.40", "3")
+    )
+    status, one = await world.alice.get(f"/portfolio/orders/{mine['order_id']}/queue_position")
+    assert status == 200
+    validate_rest(one, "GetOrderQueuePositionResponse")
+    assert one["queue_position_fp"] == "7.00"
+    status, many = await world.alice.get("/portfolio/orders/queue_positions", market_tickers=t)
+    validate_rest(many, "GetOrderQueuePositionsResponse")
+    assert [(q["order_id"], q["queue_position_fp"]) for q in many["queue_positions"]] == [
+        (mine["order_id"], "7.00")
+    ]
+    assert (await world.alice.get("/portfolio/orders/queue_positions"))[0] == 400
+
+
+async def test_batch_cancel_accepts_the_deprecated_ids_form(world: World) -> None:
+    _, made = await world.alice.call(
+        "POST", "/portfolio/events/orders", order(world.nba, "bid", "0.40")
+    )
+    status, body = await world.alice.call(
+        "DELETE", "/portfolio/events/orders/batched", {"ids": [made["order_id"]]}
+    )
+    assert status == 200
+    assert body["orders"][0]["reduced_by"] == "10.00"
