@@ -209,6 +209,19 @@ def trade_json(t: TradeRecord) -> Json:
 # --------------------------------------------------------------------------- portfolio
 
 
+def _order_amounts(o: SimOrder) -> Json:
+    """Counts, costs and fees of an order: the same fields in REST and on ``user_orders``."""
+    return {
+        "fill_count_fp": fp(o.filled),
+        "remaining_count_fp": fp(o.remaining),
+        "initial_count_fp": fp(o.initial),
+        "taker_fill_cost_dollars": dollars(o.taker_fill_cost),
+        "maker_fill_cost_dollars": dollars(o.maker_fill_cost),
+        "taker_fees_dollars": dollars(o.taker_fees),
+        "maker_fees_dollars": dollars(o.maker_fees),
+    }
+
+
 def order_json(o: SimOrder) -> Json:
     return {
         "order_id": o.order_id,
@@ -223,13 +236,7 @@ def order_json(o: SimOrder) -> Json:
         "status": o.status,
         "yes_price_dollars": dollars(o.price),
         "no_price_dollars": dollars(ONE - o.price),
-        "fill_count_fp": fp(o.filled),
-        "remaining_count_fp": fp(o.remaining),
-        "initial_count_fp": fp(o.initial),
-        "taker_fill_cost_dollars": dollars(o.taker_fill_cost),
-        "maker_fill_cost_dollars": dollars(o.maker_fill_cost),
-        "taker_fees_dollars": dollars(o.taker_fees),
-        "maker_fees_dollars": dollars(o.maker_fees),
+        **_order_amounts(o),
         "expiration_time": iso(o.expiration) if o.expiration is not None else None,
         "created_time": iso(o.created),
         "last_update_time": iso(o.updated),
@@ -349,13 +356,7 @@ def ws_user_order(o: SimOrder) -> Json:
         "outcome_side": side,
         "book_side": o.book_side,
         "yes_price_dollars": dollars(o.price),
-        "fill_count_fp": fp(o.filled),
-        "remaining_count_fp": fp(o.remaining),
-        "initial_count_fp": fp(o.initial),
-        "taker_fill_cost_dollars": dollars(o.taker_fill_cost),
-        "maker_fill_cost_dollars": dollars(o.maker_fill_cost),
-        "taker_fees_dollars": dollars(o.taker_fees),
-        "maker_fees_dollars": dollars(o.maker_fees),
+        **_order_amounts(o),
         "client_order_id": o.client_order_id,
         "self_trade_prevention_type": o.self_trade_prevention_type,
         "created_time": iso(o.created),
