@@ -47,6 +47,9 @@ LAYERS = {
     "config": {"domain", "pricing"},
     # The other side of the wire: beside kalshi/, never importing it.
     "sim": {"domain", "pricing", "config", "sim"},
+    # Wire I/O: the client never imports the simulator, and the odds side never the Kalshi side.
+    "kalshi": {"domain", "pricing", "config", "kalshi"},
+    "odds": {"domain", "pricing", "config", "odds"},
     "cli": {"*"},
     "__init__": set(),
     "__main__": {"cli"},
