@@ -1,4 +1,4 @@
-"""Helpers for the embedded-exchange tests: a live server, signed clients, spec schemas.
+"""Helpers for the embedded-exchange tests: a live server and signed clients.
 
 The signing here is written from Kalshi's documentation, independently of both the
 simulator and the client package, so a test that passes means the server follows the doc.
@@ -11,56 +11,18 @@ import json
 import time
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from jsonschema import Draft202012Validator
+from speckit import validate_rest, validate_ws
 
 from kmm_interactive.sim.exchange import Exchange
 from kmm_interactive.sim.faults import Faults
 from kmm_interactive.sim.server import KalshiServer, RunningServer
 
-#: Kalshi's published specs, vendored so that a clean clone can run the tests offline
-#: (tests/test_packaging.py checks they match ../shared/specs when that is present).
-SPECS = Path(__file__).resolve().parents[1] / "specs"
-
-
-def _spec_dir() -> Path:
-    return SPECS
-
-
-def _openapi_to_jsonschema(node: Any) -> Any:
-    """OpenAPI 3.0 ``nullable: true`` → JSON Schema ``anyOf [..., null]``, recursively."""
-    if isinstance(node, list):
-        return [_openapi_to_jsonschema(x) for x in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _openapi_to_jsonschema(v) for k, v in node.items() if k != "nullable"}
-    if node.get("nullable"):
-        return {"anyOf": [out, {"type": "null"}]}
-    return out
-
-
-@cache
-def _document(name: str) -> dict[str, Any]:
-    doc = yaml.safe_load((_spec_dir() / name).read_text())
-    return {"components": _openapi_to_jsonschema(doc["components"])}
-
-
-def validate_rest(obj: Any, schema: str) -> None:
-    """Validate against ``#/components/schemas/<schema>`` of the OpenAPI spec."""
-    doc = _document("kalshi-openapi-3.13.0.yaml")
-    Draft202012Validator({"$ref": f"#/components/schemas/{schema}", **doc}).validate(obj)
-
-
-def validate_ws(frame: Any, schema: str) -> None:
-    """Validate a whole WS frame against ``#/components/schemas/<schema>`` of the AsyncAPI."""
-    doc = _document("kalshi-asyncapi.yaml")
-    Draft202012Validator({"$ref": f"#/components/schemas/{schema}", **doc}).validate(frame)
+__all__ = ["validate_rest", "validate_ws"]
 
 
 def sign(
