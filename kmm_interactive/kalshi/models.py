@@ -24,11 +24,14 @@ from kmm_interactive.domain import (
     ONE,
     ZERO,
     Fill,
+    PriceGrid,
+    SeriesFees,
     Side,
     parse_count,
     parse_dollars,
     validate_price,
 )
+from kmm_interactive.kalshi.ratelimit import BucketLimits
 
 Json = Mapping[str, Any]
 T = TypeVar("T")
@@ -280,8 +283,11 @@ def parse_fill(value: Any, where: str = "fill") -> Fill:
     data = obj(value, where)
     fill_id = optional(data, "fill_id", where, text) or field(data, "trade_id", where, text)
     ticker = optional(data, "market_ticker", where, text) or field(data, "ticker", where, text)
-    ts = optional(data, "ts_ms", where, ms_timestamp) or field(
-        data, "created_time", where, timestamp
+    # ``created_time`` (REST) or ``ts_ms`` (WS); the legacy ``ts`` (seconds) as a last resort.
+    ts = (
+        optional(data, "ts_ms", where, ms_timestamp)
+        or optional(data, "created_time", where, timestamp)
+        or field(data, "ts", where, timestamp)
     )
     try:
         return Fill(
@@ -300,3 +306,429 @@ def parse_fill(value: Any, where: str = "fill") -> Fill:
         if isinstance(exc, PayloadError):
             raise
         raise PayloadError(f"{where}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- REST objects
+#
+# What the REST client (rest.py) returns. Money is Decimal dollars; the few fields Kalshi
+# still sends in integer cents (balance, portfolio_value, settlement revenue and value) are
+# converted here, so no caller ever sees cents.
+
+CENTS_PER_DOLLAR: Final = Decimal(100)
+#: An empty side of a market's top of book reads as $0 (bid) or $1 (ask).
+_NO_PRICE: Final = (ZERO, ONE)
+
+
+def cents(value: Any, what: str) -> Decimal:
+    """Integer cents (``balance``, ``revenue``) as exact dollars."""
+    return Decimal(integer(value, what)) / CENTS_PER_DOLLAR
+
+
+def decimal_number(value: Any, what: str) -> Decimal:
+    """A plain number sent as a JSON number or a string (``fee_multiplier``)."""
+    return dollars(value, what)
+
+
+def _tuple_of(value: Any, where: str, parse: Callable[[Any, str], T]) -> tuple[T, ...]:
+    return tuple(parse(v, f"{where}[{i}]") for i, v in enumerate(items(value, where)))
+
+
+@dataclass(frozen=True)
+class ExchangeStatus:
+    exchange_active: bool
+    trading_active: bool
+    estimated_resume: datetime | None
+
+
+def parse_exchange_status(value: Any, where: str = "exchange_status") -> ExchangeStatus:
+    data = obj(value, where)
+    return ExchangeStatus(
+        exchange_active=field(data, "exchange_active", where, flag),
+        trading_active=field(data, "trading_active", where, flag),
+        estimated_resume=optional(data, "exchange_estimated_resume_time", where, timestamp),
+    )
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    ticker: str
+    title: str
+    category: str
+    tags: tuple[str, ...]
+    fees: SeriesFees
+    volume: Decimal | None
+
+
+def parse_series(value: Any, where: str = "series") -> SeriesInfo:
+    data = obj(value, where)
+    try:
+        fees = SeriesFees(
+            field(data, "fee_type", where, text),  # type: ignore[arg-type]  # checked by SeriesFees
+            field(data, "fee_multiplier", where, decimal_number),
+        )
+    except ValueError as exc:
+        if isinstance(exc, PayloadError):
+            raise
+        raise PayloadError(f"{where}: {exc}") from None
+    return SeriesInfo(
+        ticker=field(data, "ticker", where, text),
+        title=optional(data, "title", where, text) or "",
+        category=optional(data, "category", where, text) or "",
+        tags=_tuple_of(data.get("tags") or [], f"{where}.tags", text),
+        fees=fees,
+        volume=optional(data, "volume_fp", where, count),
+    )
+
+
+def price_grid(value: Any, what: str) -> PriceGrid:
+    ranges = [obj(r, f"{what}[{i}]") for i, r in enumerate(items(value, what))]
+    return PriceGrid.from_price_ranges(ranges)
+
+
+def _top(data: Json, name: str, where: str, empty: Decimal) -> Decimal | None:
+    value = optional(data, name, where, dollars)
+    return None if value is None or value == empty else value
+
+
+@dataclass(frozen=True)
+class MarketInfo:
+    """One market as ``GET /markets`` reports it. ``yes_bid``/``yes_ask`` are None when that
+    side of the book is empty (Kalshi prints $0 and $1 then)."""
+
+    ticker: str
+    event_ticker: str
+    yes_sub_title: str
+    no_sub_title: str
+    status: str
+    open_time: datetime
+    close_time: datetime
+    expected_expiration_time: datetime | None
+    occurrence_time: datetime | None
+    grid: PriceGrid
+    price_level_structure: str
+    yes_bid: Decimal | None
+    yes_bid_size: Decimal
+    yes_ask: Decimal | None
+    yes_ask_size: Decimal
+    last_price: Decimal | None
+    volume: Decimal
+    open_interest: Decimal
+    result: str
+    exchange_index: int
+
+
+def parse_market(value: Any, where: str = "market") -> MarketInfo:
+    data = obj(value, where)
+    where = f"{where} {str(data.get('ticker'))[:60]}"
+    last = optional(data, "last_price_dollars", where, dollars)
+    return MarketInfo(
+        ticker=field(data, "ticker", where, text),
+        event_ticker=field(data, "event_ticker", where, text),
+        yes_sub_title=optional(data, "yes_sub_title", where, text) or "",
+        no_sub_title=optional(data, "no_sub_title", where, text) or "",
+        status=field(data, "status", where, text),
+        open_time=field(data, "open_time", where, timestamp),
+        close_time=field(data, "close_time", where, timestamp),
+        expected_expiration_time=optional(data, "expected_expiration_time", where, timestamp),
+        occurrence_time=optional(data, "occurrence_datetime", where, timestamp),
+        grid=field(data, "price_ranges", where, price_grid),
+        price_level_structure=optional(data, "price_level_structure", where, text) or "",
+        yes_bid=_top(data, "yes_bid_dollars", where, _NO_PRICE[0]),
+        yes_bid_size=optional(data, "yes_bid_size_fp", where, count) or ZERO,
+        yes_ask=_top(data, "yes_ask_dollars", where, _NO_PRICE[1]),
+        yes_ask_size=optional(data, "yes_ask_size_fp", where, count) or ZERO,
+        last_price=last if last else None,
+        volume=optional(data, "volume_fp", where, count) or ZERO,
+        open_interest=optional(data, "open_interest_fp", where, count) or ZERO,
+        result=optional(data, "result", where, text) or "",
+        exchange_index=optional(data, "exchange_index", where, integer) or 0,
+    )
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    """One event; ``markets`` is filled only when asked ``with_nested_markets``."""
+
+    event_ticker: str
+    series_ticker: str
+    title: str
+    sub_title: str
+    mutually_exclusive: bool
+    strike_date: datetime | None
+    markets: tuple[MarketInfo, ...]
+
+
+def parse_event(value: Any, where: str = "event") -> EventInfo:
+    data = obj(value, where)
+    return EventInfo(
+        event_ticker=field(data, "event_ticker", where, text),
+        series_ticker=field(data, "series_ticker", where, text),
+        title=optional(data, "title", where, text) or "",
+        sub_title=optional(data, "sub_title", where, text) or "",
+        mutually_exclusive=optional(data, "mutually_exclusive", where, flag) or False,
+        strike_date=optional(data, "strike_date", where, timestamp),
+        markets=_tuple_of(data.get("markets") or [], f"{where}.markets", parse_market),
+    )
+
+
+def parse_orderbook(value: Any, where: str = "orderbook_fp") -> BookLevels:
+    """A REST ``orderbook_fp``: YES bids and NO bids (NO prices), as one YES book."""
+    return BookLevels.from_wire(
+        obj(value, where), "yes_dollars", "no_dollars", where, yes_prices=False
+    )
+
+
+@dataclass(frozen=True)
+class Trade:
+    trade_id: str
+    ticker: str
+    price: Decimal
+    count: Decimal
+    taker_side: Side
+    created_time: datetime
+
+
+def parse_trade(value: Any, where: str = "trade") -> Trade:
+    data = obj(value, where)
+    side = data.get("taker_book_side")
+    if side is None:  # older payloads: the taker's outcome side (yes = bought YES = bid)
+        outcome = data.get("taker_outcome_side", data.get("taker_side"))
+        if outcome not in ("yes", "no"):
+            raise PayloadError(f"{where}: missing taker_book_side (and taker_side)")
+        side = "bid" if outcome == "yes" else "ask"
+    return Trade(
+        trade_id=field(data, "trade_id", where, text),
+        ticker=field(data, "ticker", where, text),
+        price=field(data, "yes_price_dollars", where, price),
+        count=field(data, "count_fp", where, count),
+        taker_side=Side(choice(("bid", "ask"))(side, f"{where}.taker_book_side")),
+        created_time=field(data, "created_time", where, timestamp),
+    )
+
+
+@dataclass(frozen=True)
+class OrderAck:
+    """What a V2 order write answered, field by field, as the exchange sent it.
+
+    Kalshi's cancel and amend answers sometimes describe a different order than the one
+    asked about (apis.md §1.11 #1); the client keeps the order it asked about beside this.
+    ``fill_count``/``remaining_count``/``reduced_by`` are None when the answer omits them.
+    """
+
+    order_id: str | None
+    client_order_id: str | None
+    fill_count: Decimal | None
+    remaining_count: Decimal | None
+    reduced_by: Decimal | None
+    average_fill_price: Decimal | None
+    average_fee_paid: Decimal | None
+    ts: datetime | None
+
+
+def parse_order_ack(value: Any, where: str = "order response") -> OrderAck:
+    data = obj(value, where)
+    return OrderAck(
+        order_id=optional(data, "order_id", where, text),
+        client_order_id=optional(data, "client_order_id", where, text),
+        fill_count=optional(data, "fill_count", where, count),
+        remaining_count=optional(data, "remaining_count", where, count),
+        reduced_by=optional(data, "reduced_by", where, count),
+        average_fill_price=optional(data, "average_fill_price", where, price),
+        average_fee_paid=optional(data, "average_fee_paid", where, dollars),
+        ts=optional(data, "ts_ms", where, ms_timestamp),
+    )
+
+
+@dataclass(frozen=True)
+class MarketPosition:
+    """A signed YES position (+ YES, − NO) and what it cost."""
+
+    ticker: str
+    position: Decimal
+    exposure: Decimal
+    realized_pnl: Decimal
+    fees_paid: Decimal
+    total_traded: Decimal
+    last_updated: datetime | None
+
+
+def parse_market_position(value: Any, where: str = "market_position") -> MarketPosition:
+    data = obj(value, where)
+    return MarketPosition(
+        ticker=field(data, "ticker", where, text),
+        position=field(data, "position_fp", where, signed_count),
+        exposure=optional(data, "market_exposure_dollars", where, dollars) or ZERO,
+        realized_pnl=optional(data, "realized_pnl_dollars", where, dollars) or ZERO,
+        fees_paid=optional(data, "fees_paid_dollars", where, dollars) or ZERO,
+        total_traded=optional(data, "total_traded_dollars", where, dollars) or ZERO,
+        last_updated=optional(data, "last_updated_ts", where, timestamp),
+    )
+
+
+@dataclass(frozen=True)
+class EventPosition:
+    event_ticker: str
+    total_cost: Decimal
+    exposure: Decimal
+    realized_pnl: Decimal
+    fees_paid: Decimal
+
+
+def parse_event_position(value: Any, where: str = "event_position") -> EventPosition:
+    data = obj(value, where)
+    return EventPosition(
+        event_ticker=field(data, "event_ticker", where, text),
+        total_cost=optional(data, "total_cost_dollars", where, dollars) or ZERO,
+        exposure=optional(data, "event_exposure_dollars", where, dollars) or ZERO,
+        realized_pnl=optional(data, "realized_pnl_dollars", where, dollars) or ZERO,
+        fees_paid=optional(data, "fees_paid_dollars", where, dollars) or ZERO,
+    )
+
+
+@dataclass(frozen=True)
+class Positions:
+    markets: tuple[MarketPosition, ...]
+    events: tuple[EventPosition, ...]
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """One settled market. ``revenue`` and ``value`` arrive in cents and are dollars here."""
+
+    ticker: str
+    event_ticker: str
+    market_result: str
+    yes_count: Decimal
+    yes_cost: Decimal
+    no_count: Decimal
+    no_cost: Decimal
+    revenue: Decimal
+    fee_cost: Decimal
+    value: Decimal | None
+    settled_time: datetime
+
+
+def parse_settlement(value: Any, where: str = "settlement") -> Settlement:
+    data = obj(value, where)
+    return Settlement(
+        ticker=field(data, "ticker", where, text),
+        event_ticker=field(data, "event_ticker", where, text),
+        market_result=field(data, "market_result", where, choice(("yes", "no", "scalar", "void"))),
+        yes_count=field(data, "yes_count_fp", where, count),
+        yes_cost=field(data, "yes_total_cost_dollars", where, dollars),
+        no_count=field(data, "no_count_fp", where, count),
+        no_cost=field(data, "no_total_cost_dollars", where, dollars),
+        revenue=field(data, "revenue", where, cents),
+        fee_cost=optional(data, "fee_cost", where, dollars) or ZERO,
+        value=optional(data, "value", where, cents),
+        settled_time=field(data, "settled_time", where, timestamp),
+    )
+
+
+@dataclass(frozen=True)
+class Balance:
+    """Cash available to trade and the portfolio's value, in dollars."""
+
+    balance: Decimal
+    portfolio_value: Decimal
+    updated: datetime | None
+
+
+def parse_balance(value: Any, where: str = "balance") -> Balance:
+    data = obj(value, where)
+    # balance_dollars (added 2026-05-28) is exact; the older integer field is whole cents.
+    available = optional(data, "balance_dollars", where, dollars)
+    return Balance(
+        balance=available if available is not None else field(data, "balance", where, cents),
+        portfolio_value=field(data, "portfolio_value", where, cents),
+        updated=optional(data, "updated_ts", where, timestamp),
+    )
+
+
+@dataclass(frozen=True)
+class OrderGroup:
+    """An exchange-side contract limit over a rolling window; ``order_ids`` only from a
+    single-group read."""
+
+    group_id: str
+    contracts_limit: Decimal | None
+    auto_cancel_enabled: bool
+    order_ids: tuple[str, ...] = ()
+
+
+def parse_order_group(value: Any, where: str = "order_group", group_id: str = "") -> OrderGroup:
+    data = obj(value, where)
+    return OrderGroup(
+        group_id=group_id or field(data, "id", where, text),
+        contracts_limit=optional(data, "contracts_limit_fp", where, count),
+        auto_cancel_enabled=field(data, "is_auto_cancel_enabled", where, flag),
+        order_ids=_tuple_of(data.get("orders") or [], f"{where}.orders", text),
+    )
+
+
+def positive_number(value: Any, what: str) -> Decimal:
+    number = decimal_number(value, what)
+    if number <= 0:
+        raise PayloadError(f"{what} = {number} must be positive")
+    return number
+
+
+@dataclass(frozen=True)
+class AccountLimits:
+    """``GET /account/limits``: the tier and each bucket's refill rate and capacity in
+    tokens. The old flat shape (``read_limit``/``write_limit``) gives no capacity; it is
+    read as one second's worth, the smallest any tier has."""
+
+    usage_tier: str
+    read: BucketLimits
+    write: BucketLimits
+
+
+def _bucket(data: Json, name: str, where: str) -> BucketLimits:
+    nested = data.get(name)
+    if isinstance(nested, Mapping):
+        spot = f"{where}.{name}"
+        return BucketLimits(
+            float(field(nested, "refill_rate", spot, positive_number)),
+            float(field(nested, "bucket_capacity", spot, positive_number)),
+        )
+    rate = float(field(data, f"{name}_limit", where, positive_number))
+    return BucketLimits(rate, rate)
+
+
+def parse_account_limits(value: Any, where: str = "account limits") -> AccountLimits:
+    data = obj(value, where)
+    return AccountLimits(
+        usage_tier=optional(data, "usage_tier", where, text) or "",
+        read=_bucket(data, "read", where),
+        write=_bucket(data, "write", where),
+    )
+
+
+@dataclass(frozen=True)
+class EndpointCosts:
+    """``GET /account/endpoint_costs``: the default cost and the routes that differ."""
+
+    default_cost: int
+    costs: Mapping[tuple[str, str], int]
+
+
+def parse_endpoint_costs(value: Any, where: str = "endpoint costs") -> EndpointCosts:
+    data = obj(value, where)
+    costs: dict[tuple[str, str], int] = {}
+    for i, entry in enumerate(items(data.get("endpoint_costs") or [], f"{where}.endpoint_costs")):
+        spot = f"{where}.endpoint_costs[{i}]"
+        row = obj(entry, spot)
+        method = field(row, "method", spot, text).upper()
+        costs[(method, field(row, "path", spot, text))] = field(row, "cost", spot, integer)
+    return EndpointCosts(field(data, "default_cost", where, integer), costs)
+
+
+def parse_queue_positions(value: Any, where: str = "queue_positions") -> dict[str, Decimal]:
+    """order_id → contracts resting ahead of it."""
+    out: dict[str, Decimal] = {}
+    for i, entry in enumerate(items(value, where)):
+        spot = f"{where}[{i}]"
+        row = obj(entry, spot)
+        out[field(row, "order_id", spot, text)] = field(row, "queue_position_fp", spot, count)
+    return out
