@@ -282,6 +282,9 @@ class KalshiServer:
         self.stats.requests += 1
         delay = self.faults.latency()
         if delay:
+            # The request has arrived whole before the delay, as at a slow exchange: a client
+            # that gives up meanwhile does not stop it being applied (its outcome is unknown).
+            await request.read()
             await asyncio.sleep(delay)
         try:
             if request.method == "GET" and _is_public(request.path) and not _signed(request):
@@ -297,14 +300,15 @@ class KalshiServer:
         request[USER_KEY] = user
         if request.path == WS_PATH:
             return await handler(request)
-        if not self._charge_default(request, user):
-            self.stats.rejected_rate += 1
-            return _too_many()
         nested = request.path.startswith(V2_ORDERS)
+        # Injected refusals come first: a refused request is not billed and changes nothing.
         if self.faults.in_429_burst() or self.faults.roll("rest_429"):
             return _too_many()
         if self.faults.roll("rest_5xx"):
             return _error(503, "service_unavailable", "injected server error", nested=nested)
+        if not self._charge_default(request, user):
+            self.stats.rejected_rate += 1
+            return _too_many()
         try:
             return await handler(request)
         except BadRequest as exc:
