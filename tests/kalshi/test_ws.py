@@ -1,8 +1,8 @@
 """The WebSocket client against the embedded exchange: books, private channels, faults.
 
 Orders are placed straight into the exchange core (fast, and independent of the REST
-client); the REST book is read with a plain signed GET so the comparison does not depend on
-the code under test.
+client); the books are compared with the REST client's batch ``orderbooks`` read, which
+parses the REST shape (NO bids in NO prices) by another path than the WS frames.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import random
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
-import httpx
 import pytest
 from kalshikit import Venue, new_signer
 from speckit import validate_ws
@@ -22,9 +21,9 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from kmm_interactive.domain import Side
-from kmm_interactive.kalshi.auth import KalshiAuth
 from kmm_interactive.kalshi.messages import BookDelta, FillMsg, PositionMsg, UserOrderMsg
-from kmm_interactive.kalshi.models import BookLevels, loads
+from kmm_interactive.kalshi.models import BookLevels
+from kmm_interactive.kalshi.rest import KalshiRest
 from kmm_interactive.kalshi.ws import (
     Connected,
     Disconnected,
@@ -59,14 +58,8 @@ async def open_ws(venue: Venue, **options: object) -> tuple[KalshiWs, list[Event
 
 
 async def rest_books(venue: Venue, tickers: list[str]) -> dict[str, BookLevels]:
-    async with httpx.AsyncClient(base_url=venue.rest_url, auth=KalshiAuth(venue.alice)) as http:
-        out = {}
-        for t in tickers:
-            body = loads((await http.get(f"/markets/{t}/orderbook")).content)
-            out[t] = BookLevels.from_wire(
-                body["orderbook_fp"], "yes_dollars", "no_dollars", t, yes_prices=False
-            )
-        return out
+    async with KalshiRest(venue.rest_url, venue.alice) as rest:
+        return await rest.orderbooks(tickers)
 
 
 def as_levels(ws: KalshiWs, ticker: str) -> BookLevels:
