@@ -6,8 +6,10 @@ the same documentation independently of it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -25,6 +27,20 @@ from kmm_interactive.sim.server import (
     RunningServer,
     start_kalshi_server,
 )
+
+#: The scenario's "now", fixed once per test run: tickers carry the game's date, so every
+#: venue of a run lists the same tickers whatever the day (the first game starts 20 min on).
+SCENARIO_NOW: Final = time.time()
+
+
+def _small_tickers() -> tuple[str, str, str, str]:
+    """(NBA market, NBA event, EPL market, EPL event) of the "small" scenario, seed 3."""
+    games = {g.sport.series: g for g in build_scenario("small", seed=3, now=SCENARIO_NOW).games}
+    nba, epl = games["KXNBAGAME"], games["KXEPLGAME"]
+    return nba.outcomes[0].ticker, nba.event_ticker, epl.outcomes[0].ticker, epl.event_ticker
+
+
+NBA, NBA_EVENT, EPL, EPL_EVENT = _small_tickers()
 
 
 @dataclass
@@ -49,7 +65,7 @@ class Venue:
 
 async def start_venue(tier: str = "basic", scenario: str = "small", seed: int = 3) -> Venue:
     clock = WallClock()
-    scn = build_scenario(scenario, seed=seed, now=clock.now(), speed=1.0)
+    scn = build_scenario(scenario, seed=seed, now=SCENARIO_NOW, speed=1.0)
     exchange = Exchange.from_scenario(scn, clock)
     verifier = Verifier()
     signers = []

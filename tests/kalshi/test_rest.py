@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from kalshikit import Venue, new_signer, start_venue
+from kalshikit import EPL, EPL_EVENT, NBA, NBA_EVENT, Venue, new_signer, start_venue
 from speckit import SPECS, validate_rest
 
 from kmm_interactive.domain import FeeType, Side
@@ -36,8 +36,6 @@ from kmm_interactive.kalshi.rest import CreateStatus, KalshiRest, OrderRequest
 from kmm_interactive.sim.exchange import cc_to_count
 
 D = Decimal
-NBA = "KXNBAGAME-26NOV21GSWDAL-GSW"
-EPL = "KXEPLGAME-26NOV21TOTARS-TOT"
 
 
 @pytest.fixture
@@ -108,8 +106,8 @@ async def test_events_and_markets_page_through_without_loss_or_repeats(
 
     epl = await alice.markets(series_ticker="KXEPLGAME", status="open", page_size=1)
     assert [m.ticker for m in epl] == [t for t in ex.markets if t.startswith("KXEPLGAME")]
-    one = await alice.event("KXEPLGAME-26NOV21TOTARS")
-    assert [m.ticker for m in one.markets] == ex.events["KXEPLGAME-26NOV21TOTARS"].markets
+    one = await alice.event(EPL_EVENT)
+    assert [m.ticker for m in one.markets] == ex.events[EPL_EVENT].markets
     assert (await alice.market(NBA)).ticker == NBA
 
 
@@ -274,7 +272,7 @@ async def test_fills_positions_trades_balance_and_settlement(
     (mine,) = positions.markets
     assert (mine.ticker, mine.position) == (NBA, D(4))
     assert mine.last_updated is not None
-    assert [e.event_ticker for e in positions.events] == ["KXNBAGAME-26NOV21GSWDAL"]
+    assert [e.event_ticker for e in positions.events] == [NBA_EVENT]
     (theirs,) = (await bob.positions(count_filter=["position"])).markets
     assert theirs.position == D(-4) == cc_to_count(venue.exchange.position("bob", NBA).position)
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from kalshikit import Venue, start_venue
+from kalshikit import NBA, Venue, start_venue
 
 from kmm_interactive.domain import Side
 from kmm_interactive.kalshi.auth import KalshiAuth
@@ -16,7 +16,6 @@ from kmm_interactive.kalshi.ratelimit import RateLimiter
 from kmm_interactive.kalshi.rest import CreateStatus, KalshiRest, OrderRequest, Retry
 
 D = Decimal
-NBA = "KXNBAGAME-26NOV21GSWDAL-GSW"
 FAST = Retry(attempts=10, base_delay=0.002, max_delay=0.02)
 
 
