@@ -3,7 +3,8 @@
 Kalshi answers errors in three shapes (reference/apis.md §1.4.6): the spec's flat
 ``{"code", "message", "details"}``, the nested ``{"error": {"code", "message", ...}}`` seen
 on the V2 order endpoints, and the 429 body ``{"error": "too many requests"}``; proxies may
-answer with HTML or nothing. :func:`error_from_response` reads all of them and never fails.
+answer with HTML or nothing. :func:`error_from_response` reads all of them and never fails,
+not even on a body nested too deep to decode.
 
 Failure semantics: a :class:`KalshiError` says which call failed (method and path, never the
 query, headers or signature) and what the exchange said. Subclasses say how to react:
@@ -20,11 +21,19 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 _MAX_TEXT: Final = 300
+#: Kalshi's codes are short identifiers; a longer "code" is clipped like any other text.
+_MAX_CODE: Final = 64
 
 
-def _clip(value: object) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
+def _clip(value: object, limit: int = _MAX_TEXT) -> str:
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, default=str)
+        except (ValueError, RecursionError):  # circular or too deeply nested
+            text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class KalshiError(Exception):
@@ -93,11 +102,15 @@ def _read_body(body: bytes) -> tuple[str, str, str]:
     """(code, message, details) from any of Kalshi's error shapes, or from a non-JSON body."""
     try:
         data: Any = json.loads(body.decode("utf-8", "replace")) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the decoder goes
         data = None
     if not isinstance(data, Mapping):
         text = body.decode("utf-8", "replace").strip()
         return "", _clip(text) if text else "", ""
+    return _read_data(data)
+
+
+def _read_data(data: Mapping[str, Any]) -> tuple[str, str, str]:
     inner = data.get("error")
     if isinstance(inner, str):  # the documented 429 body: {"error": "too many requests"}
         return "", inner, ""
@@ -105,7 +118,7 @@ def _read_body(body: bytes) -> tuple[str, str, str]:
         data = inner
     code, message, details = data.get("code"), data.get("message"), data.get("details")
     return (
-        code if isinstance(code, str) else "",
+        _clip(code, _MAX_CODE) if isinstance(code, str) else "",
         message if isinstance(message, str) else "",
         _clip(details) if details not in (None, "") else "",
     )
@@ -131,7 +144,7 @@ def error_from_response(status: int, body: bytes, *, method: str, path: str) -> 
 def error_from_item(value: object, *, method: str, path: str) -> KalshiError:
     """The per-item ``error`` object of a batch response (flat ``{code, message, details}``)."""
     # Wrapped as {"error": value} so that an object or a bare string both read as above.
-    code, message, details = _read_body(json.dumps({"error": value}, default=str).encode())
+    code, message, details = _read_data({"error": value})
     return KalshiError(
         None, code or "batch_item_failed", message or "refused", details, method=method, path=path
     )

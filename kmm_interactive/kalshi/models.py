@@ -90,11 +90,15 @@ def _apply(parse: Callable[[Any, str], T], value: Any, what: str) -> T:
 # --------------------------------------------------------------------------- scalar readers
 
 
+#: Long enough for any id, ticker or pagination cursor (cursors over 256 characters exist).
+MAX_TEXT: Final = 4096
+
+
 def text(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise PayloadError(f"{what} must be a string, not {type(value).__name__}")
-    if len(value) > 256:
-        raise PayloadError(f"{what} is longer than 256 characters")
+    if len(value) > MAX_TEXT:
+        raise PayloadError(f"{what} is longer than {MAX_TEXT} characters")
     return value
 
 
@@ -317,6 +321,16 @@ def parse_fill(value: Any, where: str = "fill") -> Fill:
 CENTS_PER_DOLLAR: Final = Decimal(100)
 #: An empty side of a market's top of book reads as $0 (bid) or $1 (ask).
 _NO_PRICE: Final = (ZERO, ONE)
+#: Titles are display text: a longer one (combo markets list every leg) is clipped, so that
+#: one long title does not fail a whole listing.
+MAX_LABEL: Final = 1024
+
+
+def label(value: Any, what: str) -> str:
+    """Display text (a title or subtitle), clipped to :data:`MAX_LABEL` characters."""
+    if not isinstance(value, str):
+        raise PayloadError(f"{what} must be a string, not {type(value).__name__}")
+    return value[:MAX_LABEL]
 
 
 def cents(value: Any, what: str) -> Decimal:
@@ -372,8 +386,8 @@ def parse_series(value: Any, where: str = "series") -> SeriesInfo:
         raise PayloadError(f"{where}: {exc}") from None
     return SeriesInfo(
         ticker=field(data, "ticker", where, text),
-        title=optional(data, "title", where, text) or "",
-        category=optional(data, "category", where, text) or "",
+        title=optional(data, "title", where, label) or "",
+        category=optional(data, "category", where, label) or "",
         tags=_tuple_of(data.get("tags") or [], f"{where}.tags", text),
         fees=fees,
         volume=optional(data, "volume_fp", where, count),
@@ -424,8 +438,8 @@ def parse_market(value: Any, where: str = "market") -> MarketInfo:
     return MarketInfo(
         ticker=field(data, "ticker", where, text),
         event_ticker=field(data, "event_ticker", where, text),
-        yes_sub_title=optional(data, "yes_sub_title", where, text) or "",
-        no_sub_title=optional(data, "no_sub_title", where, text) or "",
+        yes_sub_title=optional(data, "yes_sub_title", where, label) or "",
+        no_sub_title=optional(data, "no_sub_title", where, label) or "",
         status=field(data, "status", where, text),
         open_time=field(data, "open_time", where, timestamp),
         close_time=field(data, "close_time", where, timestamp),
@@ -463,8 +477,8 @@ def parse_event(value: Any, where: str = "event") -> EventInfo:
     return EventInfo(
         event_ticker=field(data, "event_ticker", where, text),
         series_ticker=field(data, "series_ticker", where, text),
-        title=optional(data, "title", where, text) or "",
-        sub_title=optional(data, "sub_title", where, text) or "",
+        title=optional(data, "title", where, label) or "",
+        sub_title=optional(data, "sub_title", where, label) or "",
         mutually_exclusive=optional(data, "mutually_exclusive", where, flag) or False,
         strike_date=optional(data, "strike_date", where, timestamp),
         markets=_tuple_of(data.get("markets") or [], f"{where}.markets", parse_market),
@@ -525,17 +539,31 @@ class OrderAck:
     ts: datetime | None
 
 
-def parse_order_ack(value: Any, where: str = "order response") -> OrderAck:
+def parse_order_ack(
+    value: Any, where: str = "order response", *, lenient: bool = False
+) -> OrderAck:
+    """Every field as sent. ``lenient``: ids are still read strictly, but a count, price or
+    time that does not parse reads as None instead of failing the answer (a create that the
+    exchange confirmed stays confirmed because of, say, an over-precise average price)."""
     data = obj(value, where)
+
+    def loose(name: str, parse: Callable[[Any, str], T]) -> T | None:
+        try:
+            return optional(data, name, where, parse)
+        except PayloadError:
+            if not lenient:
+                raise
+            return None
+
     return OrderAck(
         order_id=optional(data, "order_id", where, text),
         client_order_id=optional(data, "client_order_id", where, text),
-        fill_count=optional(data, "fill_count", where, count),
-        remaining_count=optional(data, "remaining_count", where, count),
-        reduced_by=optional(data, "reduced_by", where, count),
-        average_fill_price=optional(data, "average_fill_price", where, price),
-        average_fee_paid=optional(data, "average_fee_paid", where, dollars),
-        ts=optional(data, "ts_ms", where, ms_timestamp),
+        fill_count=loose("fill_count", count),
+        remaining_count=loose("remaining_count", count),
+        reduced_by=loose("reduced_by", count),
+        average_fill_price=loose("average_fill_price", price),
+        average_fee_paid=loose("average_fee_paid", dollars),
+        ts=loose("ts_ms", ms_timestamp),
     )
 
 
@@ -705,6 +733,14 @@ def parse_account_limits(value: Any, where: str = "account limits") -> AccountLi
     )
 
 
+def token_cost(value: Any, what: str) -> int:
+    """A request's cost in tokens: a whole number, at least 1 (0 would make it free here)."""
+    cost = integer(value, what)
+    if cost < 1:
+        raise PayloadError(f"{what} = {cost} must be at least 1 token")
+    return cost
+
+
 @dataclass(frozen=True)
 class EndpointCosts:
     """``GET /account/endpoint_costs``: the default cost and the routes that differ."""
@@ -720,8 +756,8 @@ def parse_endpoint_costs(value: Any, where: str = "endpoint costs") -> EndpointC
         spot = f"{where}.endpoint_costs[{i}]"
         row = obj(entry, spot)
         method = field(row, "method", spot, text).upper()
-        costs[(method, field(row, "path", spot, text))] = field(row, "cost", spot, integer)
-    return EndpointCosts(field(data, "default_cost", where, integer), costs)
+        costs[(method, field(row, "path", spot, text))] = field(row, "cost", spot, token_cost)
+    return EndpointCosts(field(data, "default_cost", where, token_cost), costs)
 
 
 def parse_queue_positions(value: Any, where: str = "queue_positions") -> dict[str, Decimal]:

@@ -7,16 +7,20 @@ else. A request costs 10 tokens unless ``GET /account/endpoint_costs`` says othe
 once. The tier sets each bucket's refill rate and capacity; :meth:`RateLimiter.configure`
 applies what ``GET /account/limits`` reports.
 
-Failure semantics: :meth:`TokenBucket.acquire` waits (first come, first served) until the
-tokens are there and raises ``ValueError`` for a cost the bucket can never hold (a batch to
-split). :meth:`TokenBucket.drain` empties a bucket after a 429, so every request queued
-behind it waits for a refill; the clock and the sleep are injectable for tests.
+Failure semantics: :meth:`TokenBucket.acquire` waits until the tokens are there and raises
+``ValueError`` for a cost the bucket can never hold (a batch to split), also when the bucket
+is reconfigured smaller while the request waits. Waiters are served first come, first
+served, except that cancels go before other queued writes (taking risk off must not wait
+behind a full-bucket batch), by at most one bucket of tokens per waiting write, so a batch is
+never starved. :meth:`TokenBucket.drain` empties a bucket after a 429, so every request
+queued behind it waits for a refill; the clock and the sleep are injectable for tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -29,8 +33,9 @@ KNOWN_COSTS: Final[Mapping[tuple[str, str], int]] = {
     ("DELETE", "/portfolio/events/orders/batched"): 2,
     ("DELETE", "/portfolio/events/orders"): 2,
 }
+_CANCEL_PREFIX: Final = "/portfolio/events/orders"
 _WRITE_PREFIXES: Final = (
-    "/portfolio/events/orders",
+    _CANCEL_PREFIX,
     "/portfolio/order_groups",
     "/portfolio/orders",
 )
@@ -66,13 +71,29 @@ TIERS: Final[Mapping[str, tuple[BucketLimits, ...]]] = {
 }
 
 
+def _check_cost(cost: int, what: str) -> int:
+    # A zero cost would make a request free here and a batch size infinite.
+    if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
+        raise ValueError(f"{what}: cost {cost!r} must be a whole number of tokens, at least 1")
+    return cost
+
+
 @dataclass(frozen=True)
 class Ticket:
-    """Tokens taken for one request: the bucket, its level before, and when."""
+    """Tokens taken for one request: the bucket, how many, its level before, and when."""
 
     bucket: TokenBucket
+    cost: float
     level: float
     sent: float
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """A request waiting for tokens; ``overtaken`` counts the cancels' tokens served first."""
+
+    cost: float
+    overtaken: float = 0.0
 
 
 class TokenBucket:
@@ -96,7 +117,9 @@ class TokenBucket:
         self._tokens = limits.capacity
         self._at = clock()
         self._settled_to = self._at
-        self._lock = asyncio.Lock()  # waiters are served in order, so a big batch is not starved
+        self._urgent: deque[_Waiter] = deque()  # cancels
+        self._normal: deque[_Waiter] = deque()
+        self._changed = asyncio.Event()  # replaced each time the queue's head may change
 
     def level(self) -> float:
         now = self._clock()
@@ -106,27 +129,63 @@ class TokenBucket:
         self._at = now
         return self._tokens
 
-    async def acquire(self, cost: float) -> Ticket:
+    def _fits(self, cost: float) -> None:
         if cost > self.limits.capacity:
             raise ValueError(
                 f"a request costing {cost:g} tokens can never fit a bucket of "
                 f"{self.limits.capacity:g}; split the batch"
             )
-        async with self._lock:
-            while (level := self.level()) < cost:
+
+    def _head(self) -> _Waiter | None:
+        """Who takes tokens next: the oldest cancel, unless the oldest other request has
+        already been overtaken by a bucket's worth of cancels; then that request."""
+        urgent, normal = self._urgent, self._normal
+        if urgent and (not normal or normal[0].overtaken + urgent[0].cost <= self.limits.capacity):
+            return urgent[0]
+        return normal[0] if normal else None
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def acquire(self, cost: float, *, urgent: bool = False) -> Ticket:
+        """Wait for ``cost`` tokens and take them; ``urgent`` (cancels) goes before the other
+        waiters, within the bound in the module doc."""
+        me = _Waiter(cost)
+        queue = self._urgent if urgent else self._normal
+        queue.append(me)
+        try:
+            while True:
+                self._fits(cost)  # the bucket may have been reconfigured smaller meanwhile
+                if self._head() is not me:
+                    changed = self._changed
+                    await changed.wait()
+                    continue
+                level = self.level()
+                if level >= cost:
+                    break
+                # The head sleeps for its deficit; if a cancel arrives meanwhile it takes
+                # its tokens first and the head sleeps again for what is then missing.
                 await self._sleep((cost - level) / self.limits.refill_rate)
             self._tokens -= cost
-            return Ticket(self, level, self._at)
+            if urgent and self._normal:
+                self._normal[0].overtaken += cost
+            return Ticket(self, cost, level, self._at)
+        finally:
+            queue.remove(me)
+            self._notify()
 
     def settle(self, ticket: Ticket) -> None:
         """The answer came back: the exchange billed the request somewhere between sending
         and now. Its bucket may have sat full until then, so the refill that would have
-        overflowed the capacity in between never happened; take it back. Each stretch of
-        time is taken back once, however many requests were in flight across it."""
+        overflowed the capacity in between never happened; take it back. That is at most the
+        request's own cost (billed late, the exchange's bucket was full just before, so it
+        is short by no more than the cost), and each stretch of time is taken back once,
+        however many requests were in flight across it."""
         now = self._clock()
         rate = self.limits.refill_rate
         overflow = ticket.level + (now - ticket.sent) * rate - self.limits.capacity
-        lost = min(overflow, (now - max(ticket.sent, self._settled_to)) * rate)
+        lost = min(overflow, ticket.cost, (now - max(ticket.sent, self._settled_to)) * rate)
         self._settled_to = max(self._settled_to, now)
         if lost > 0:
             self.level()
@@ -142,6 +201,7 @@ class TokenBucket:
         deficit = self.limits.capacity - self.level()
         self.limits = limits
         self._tokens = limits.capacity - deficit
+        self._notify()  # a waiter that can no longer fit must hear it, not wait forever
 
 
 def _template_match(template: str, path: str) -> bool:
@@ -171,7 +231,7 @@ class RateLimiter:
             "read": TokenBucket(read, clock=clock, sleep=sleep),
             "write": TokenBucket(write, clock=clock, sleep=sleep),
         }
-        self.default_cost = DEFAULT_COST
+        self.default_cost: int = DEFAULT_COST
         self.costs: dict[tuple[str, str], int] = dict(KNOWN_COSTS)
 
     @classmethod
@@ -186,6 +246,11 @@ class RateLimiter:
             raise ValueError(f"tier {tier!r} is unknown (allowed: {', '.join(TIERS)})")
         read, write = TIERS[tier]
         return cls(read, write, clock=clock, sleep=sleep)
+
+    @staticmethod
+    def is_cancel(method: str, path: str) -> bool:
+        """A single, batch or cancel-all order cancel: served before other queued writes."""
+        return method.upper() == "DELETE" and api_path(path).startswith(_CANCEL_PREFIX)
 
     @staticmethod
     def bucket_of(method: str, path: str) -> BucketName:
@@ -210,9 +275,11 @@ class RateLimiter:
 
     async def acquire(self, method: str, path: str, items: int = 1) -> Ticket:
         """Wait for the tokens of one request (``items`` batch items); settle the ticket
-        when the answer comes back, or drain its bucket on a 429."""
+        when the answer comes back, or drain its bucket on a 429. Cancels go first."""
         bucket = self.buckets[self.bucket_of(method, path)]
-        return await bucket.acquire(self.cost(method, path) * items)
+        return await bucket.acquire(
+            self.cost(method, path) * items, urgent=self.is_cancel(method, path)
+        )
 
     def configure(
         self,
@@ -222,10 +289,21 @@ class RateLimiter:
         default_cost: int | None = None,
         costs: Mapping[tuple[str, str], int] | None = None,
     ) -> None:
-        """Apply ``/account/limits`` (buckets) and ``/account/endpoint_costs`` (costs)."""
+        """Apply ``/account/limits`` (buckets) and ``/account/endpoint_costs`` (costs).
+        A cost below 1 token is a ``ValueError`` and changes nothing."""
+        if default_cost is not None:
+            _check_cost(default_cost, "default_cost")
+        checked = (
+            {
+                (m.upper(), api_path(p).rstrip("/")): _check_cost(c, f"{m} {p}")
+                for (m, p), c in costs.items()
+            }
+            if costs is not None
+            else None
+        )
         self.buckets["read"].reconfigure(read)
         self.buckets["write"].reconfigure(write)
         if default_cost is not None:
             self.default_cost = default_cost
-        if costs is not None:
-            self.costs = {(m.upper(), api_path(p).rstrip("/")): c for (m, p), c in costs.items()}
+        if checked is not None:
+            self.costs = checked

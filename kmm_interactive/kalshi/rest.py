@@ -7,38 +7,49 @@ models.py (exact ``Decimal`` money; never floats).
 
 Failure semantics:
 
+* Arguments are checked before anything is sent: a bad price (outside (0, 1), more than
+  six decimals), count, naive datetime, or an order id / ticker that could change the
+  request's path (empty, "." or "..") is a ``ValueError`` and nothing goes out.
 * Reads, cancels, cancel-all, ``reduce_to`` decreases and order-group updates are safe to
-  repeat: 5xx and transport errors are retried with capped exponential backoff and jitter.
-  A 429 is retried for every call (it was refused whole), after emptying the bucket.
-  Amends and ``reduce_by`` decreases are not retried after a 5xx or timeout (repeating them
-  could apply twice); the :class:`~kmm_interactive.kalshi.errors.KalshiError` is raised and
-  the caller reconciles. Whatever is not retried, or still fails, raises a KalshiError.
-* Creates never raise for an exchange answer: :meth:`KalshiRest.create_order` returns a
-  :class:`CreateResult` that is CREATED, REJECTED (the exchange refused it; nothing rests)
-  or UNKNOWN (a timeout, transport error or 5xx left the outcome open). Every create carries
-  a ``client_order_id`` and is retried only with that same id, so a 409
-  ``order_already_exists`` after an ambiguous attempt means the first attempt went through;
-  the order is then looked up and reported CREATED. :meth:`KalshiRest.resolve_by_client_order_id`
-  settles an UNKNOWN later.
+  repeat: 5xx and transport errors (any ``httpx`` failure, including an undecodable body)
+  are retried with capped exponential backoff and jitter. A 429 is retried for every call
+  (it was refused whole), after emptying the bucket. Amends and ``reduce_by`` decreases are
+  not retried after a 5xx or timeout (repeating them could apply twice); the
+  :class:`~kmm_interactive.kalshi.errors.KalshiError` is raised and the caller reconciles.
+  Whatever is not retried, or still fails, raises a KalshiError.
+* Creates never raise once anything may have been sent: :meth:`KalshiRest.create_order`
+  returns a :class:`CreateResult` that is CREATED, REJECTED (refused; nothing from this
+  request rests) or UNKNOWN (a timeout, transport error, 5xx or unreadable answer left the
+  outcome open). Every create carries a ``client_order_id`` and is retried only with that
+  same id; a 409 ``order_already_exists`` (after our own ambiguous attempt, or because the
+  caller resent a create to settle an UNKNOWN) is answered by looking the order up.
+  :meth:`KalshiRest.resolve_client_order_ids` settles UNKNOWNs later. A batch returns one
+  result per request even when a later chunk fails.
 * Cancel and amend answers are not trusted to describe the order asked about (Kalshi
   sometimes describes another one): :class:`OrderChange` keeps the order id that was asked
-  about beside the answer's fields, and ``describes_request`` says whether they agree.
-* A malformed answer raises :class:`~kmm_interactive.kalshi.models.PayloadError`.
-* Neither the private key nor signature headers appear in a repr, a log line or an error.
+  about beside the answer's fields, and ``describes_request`` says whether they agree. An
+  answer to a retry after an ambiguous attempt is flagged (``ambiguous_retry``).
+* A malformed answer raises :class:`~kmm_interactive.kalshi.models.PayloadError` (except
+  from creates, above).
+* Neither the private key nor signature headers appear in a repr, a log line or an error,
+  nor in any exception's ``__cause__``/``__context__`` chain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import enum
 import logging
 import random
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, Literal, TypeVar
 from urllib.parse import quote
@@ -52,6 +63,7 @@ from kmm_interactive.domain import (
     format_count,
     format_dollars,
     parse_count,
+    parse_dollars,
     validate_price,
 )
 from kmm_interactive.kalshi.auth import KalshiAuth, Signer
@@ -116,6 +128,17 @@ BATCH: Final = f"{ORDERS}/batched"
 GROUPS: Final = "/portfolio/order_groups"
 API_ROOT: Final = "/trade-api/v2"
 MAX_BOOKS_PER_CALL: Final = 100
+#: Orders per batch at most: the last documented limit (V1: 20). V2 says only that it
+#: scales with the write budget and that the whole batch must fit the bucket.
+MAX_BATCH: Final = 20
+#: How far before an attempt a lookup by client_order_id starts (``min_ts``): allows for
+#: clock skew between this host and the exchange.
+RESOLVE_MARGIN: Final = timedelta(minutes=5)
+#: Order and order-group ids (UUIDs on Kalshi). Anything else is refused before sending.
+_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+#: The codes of "no such order"; a 404 without one (an HTML page from a proxy or a wrong
+#: base URL) says nothing about the order.
+_NOT_FOUND: Final = frozenset({"not_found", "order_not_found"})
 Params = Mapping[str, object]
 TimeInForce = Literal["good_till_canceled", "immediate_or_cancel", "fill_or_kill"]
 SelfTradePrevention = Literal["taker_at_cross", "maker"]
@@ -159,10 +182,11 @@ class OrderRequest:
     reduce_only: bool = False
 
     def body(self, client_order_id: str) -> dict[str, object]:
-        """The JSON body; a bad price or count is a ``ValueError`` here, before any I/O."""
-        validate_price(self.price, f"{self.ticker} price")
-        if parse_count(self.count, f"{self.ticker} count") <= 0:
-            raise ValueError(f"{self.ticker}: count {self.count} must be positive")
+        """The JSON body; a bad price, count or expiration is a ``ValueError`` here, before
+        any I/O."""
+        _order_price(self.price, f"{self.ticker} price")
+        _positive_count(self.count, f"{self.ticker} count")
+        expiration = _seconds(self.expiration_time, "expiration_time")
         out: dict[str, object] = {
             "ticker": self.ticker,
             "side": Side(self.side).value,
@@ -174,8 +198,8 @@ class OrderRequest:
         }
         if self.post_only:
             out["post_only"] = True
-        if self.expiration_time is not None:
-            out["expiration_time"] = int(self.expiration_time.timestamp())  # Unix seconds
+        if expiration is not None:
+            out["expiration_time"] = expiration  # Unix seconds
         if self.order_group_id is not None:
             out["order_group_id"] = self.order_group_id
         if self.cancel_order_on_pause:
@@ -196,10 +220,15 @@ class CreateResult:
     """The outcome of one create.
 
     CREATED: ``order_id`` is set; the fill fields are the exchange's answer (for IOC and
-    FOK, the final state). When CREATED was learned from the order list after a 409,
-    ``order`` holds that order and the average prices are None (the fills feed has them).
-    REJECTED: the exchange refused it (``error``); nothing rests. UNKNOWN: the order may or
-    may not exist; resolve with :meth:`KalshiRest.resolve_by_client_order_id`.
+    FOK, the final state; a field the answer garbled is None). When CREATED was learned
+    from the order list, ``order`` holds that order and the average prices are None (the
+    fills feed has them); ``already_existed`` says the exchange answered 409: an order with
+    this ``client_order_id`` was there before this call's last attempt (our own earlier
+    attempt, or the caller resending a create to settle an UNKNOWN).
+    REJECTED: refused (``error``); nothing from this request rests. ``order`` is set when
+    the ``client_order_id`` belongs to a different order (another ticker, side or price).
+    UNKNOWN: the order may or may not exist; resolve with
+    :meth:`KalshiRest.resolve_client_order_ids`.
     """
 
     status: CreateStatus
@@ -212,6 +241,7 @@ class CreateResult:
     average_fee_paid: Decimal | None = None
     error: KalshiError | PayloadError | None = None
     order: ExchangeOrder | None = None
+    already_existed: bool = False
 
 
 @dataclass(frozen=True)
@@ -220,18 +250,32 @@ class OrderChange:
 
     ``reported`` is the exchange's answer as sent; it may describe another order
     (``describes_request`` is then False) although the change itself was applied to
-    ``order_id``. ``already_gone``: a cancel found no such order (404). ``error``: this item
-    of a batch cancel was refused.
+    ``order_id``. ``already_gone``: a cancel found no such order (404 ``not_found``).
+    ``ambiguous_retry``: an earlier attempt of this call failed with a 5xx or timeout and may
+    have been applied, so ``reported`` answers a repeat: a cancel's ``reduced_by`` of 0 then
+    does not mean the order had filled (the first attempt may have taken it off).
+    ``error`` (batch cancel only): this item was not confirmed: refused by the exchange, or
+    its chunk failed (5xx, transport, unreadable answer) and it may or may not have been
+    cancelled; cancelling again is safe.
     """
 
     order_id: str
     reported: OrderAck | None
     already_gone: bool = False
-    error: KalshiError | None = None
+    error: KalshiError | PayloadError | None = None
+    ambiguous_retry: bool = False
 
     @property
     def describes_request(self) -> bool:
         return self.reported is not None and self.reported.order_id == self.order_id
+
+    @property
+    def reduced_by(self) -> Decimal | None:
+        """What this change took off, when the answer can be believed: None if the answer
+        describes another order or answers a retry after an ambiguous attempt."""
+        if self.ambiguous_retry or not self.describes_request or self.reported is None:
+            return None
+        return self.reported.reduced_by
 
 
 # --------------------------------------------------------------------------- helpers
@@ -249,13 +293,57 @@ def _base_url(base: str) -> str:
     return url
 
 
-def _seg(value: str) -> str:
-    """A path segment (ticker, order id), escaped so that it cannot change the path."""
+def _seg(value: str, what: str = "ticker") -> str:
+    """A path segment (a ticker), escaped so that it cannot change the path. Empty and
+    dot-only values are refused: URL handling drops "." and ".." segments, so an order id
+    of "." would turn a cancel into DELETE /portfolio/events/orders, the cancel-all."""
+    if not isinstance(value, str) or not value.strip("."):
+        raise ValueError(f"{what} {str(value)[:40]!r} is empty or only dots")
     return quote(value, safe="")
 
 
-def _seconds(value: datetime | None) -> int | None:
-    return None if value is None else int(value.timestamp())
+def _id(value: str, what: str = "order id") -> str:
+    """An order or order-group id checked against :data:`_ID` (so also safe in a path)."""
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise ValueError(f"{what} {str(value)[:40]!r} is not an id (letters, digits, - and _)")
+    return value
+
+
+def _seconds(value: datetime | None, what: str) -> int | None:
+    """Unix seconds of an aware datetime; a naive one would be read as local time."""
+    if value is None:
+        return None
+    if value.utcoffset() is None:
+        raise ValueError(f"{what} {value} has no time zone; give an aware datetime")
+    return int(value.timestamp())
+
+
+def _order_price(value: Decimal, what: str) -> Decimal:
+    """A YES price strictly inside (0, 1) with at most six decimals (FixedPointDollars)."""
+    return validate_price(parse_dollars(value, what), what)
+
+
+def _positive_count(value: Decimal, what: str) -> Decimal:
+    count = parse_count(value, what)
+    if count <= 0:
+        raise ValueError(f"{what} = {value} must be positive")
+    return count
+
+
+def _is_not_found(error: KalshiError) -> bool:
+    return error.code.lower() in _NOT_FOUND
+
+
+def _transport_failure(exc: httpx.HTTPError, method: str, path: str) -> TransportError:
+    """The TransportError for any httpx failure; made from the text only, so that the
+    httpx request (whose headers hold the key id and signature) is not kept."""
+    if isinstance(exc, httpx.TimeoutException):
+        code, message = "timeout", "no answer within the timeout"
+    elif isinstance(exc, httpx.DecodingError):  # e.g. a corrupt gzip body, even on a 2xx
+        code, message = "undecodable", f"the answer could not be decoded: {exc}"
+    else:
+        code, message = "transport", f"{type(exc).__name__}: {exc}"
+    return TransportError(None, code, message, method=method, path=path)
 
 
 def _query(params: Params | None) -> dict[str, str | list[str]]:
@@ -283,7 +371,10 @@ def _ambiguous(errors: Sequence[KalshiError]) -> bool:
 class KalshiRest:
     """Async client for one API key. ``base`` is ``"demo"``, ``"prod"`` or a URL ending in
     ``/trade-api/v2`` (the embedded exchange's). Without a ``signer`` only public market
-    data can be read. Use ``async with`` or call :meth:`aclose`."""
+    data can be read. ``max_batch`` caps the orders per batch request (the write bucket's
+    capacity caps it too). ``skipped`` counts, per path, the listing items that could not
+    be parsed and were left out (see :meth:`paginate`). Use ``async with`` or call
+    :meth:`aclose`."""
 
     def __init__(
         self,
@@ -294,13 +385,18 @@ class KalshiRest:
         limiter: RateLimiter | None = None,
         retry: Retry | None = None,
         max_connections: int = 20,
+        max_batch: int = MAX_BATCH,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch {max_batch} must be at least 1")
         self.base_url = _base_url(base)
         self.limiter = limiter or RateLimiter.for_tier("basic", sleep=sleep)
         self.retry = retry or Retry()
+        self.max_batch = max_batch
+        self.skipped: collections.Counter[str] = collections.Counter()
         self._signer = signer
         self._sleep = sleep
         self._rng = rng
@@ -331,25 +427,35 @@ class KalshiRest:
 
     # ------------------------------------------------------------------ plumbing
 
+    async def _request(
+        self, method: str, path: str, params: Params | None, body: object
+    ) -> httpx.Response | TransportError:
+        # Returned, not raised: raising inside the except block would chain the httpx error,
+        # and with it the signed request, as the TransportError's __context__.
+        try:
+            return await self._http.request(method, path, params=_query(params), json=body)
+        except httpx.HTTPError as exc:
+            return _transport_failure(exc, method, path)
+
     async def _send(
         self, method: str, path: str, params: Params | None, body: object, items_: int
     ) -> Any:
-        """One attempt: wait for tokens, send, and return the decoded JSON of a 2xx."""
-        ticket = await self.limiter.acquire(method, path, items_)
+        """One attempt: wait for tokens, send, and return the decoded JSON of a 2xx.
+
+        A request the write or read bucket can never hold (its capacity shrank below the
+        cost) is a KalshiError ``exceeds_bucket`` and is not sent."""
+        try:
+            ticket = await self.limiter.acquire(method, path, items_)
+        except ValueError as exc:
+            raise KalshiError(None, "exceeds_bucket", str(exc), method=method, path=path) from None
         started = time.monotonic()
         try:
-            response = await self._http.request(method, path, params=_query(params), json=body)
-        except httpx.TimeoutException:
-            raise TransportError(
-                None, "timeout", "no answer within the timeout", method=method, path=path
-            ) from None
-        except httpx.TransportError as exc:
-            raise TransportError(
-                None, "transport", f"{type(exc).__name__}: {exc}", method=method, path=path
-            ) from None
+            response = await self._request(method, path, params, body)
         finally:
             # Answered or not, the exchange may have billed it by now.
             ticket.bucket.settle(ticket)
+        if isinstance(response, TransportError):
+            raise response
         log.debug(
             "%s %s -> %d in %.0f ms",
             method,
@@ -408,12 +514,15 @@ class KalshiRest:
         *,
         page_size: int = 100,
         max_pages: int = 100,
-    ) -> AsyncIterator[T]:
+        skip_bad: bool = False,
+    ) -> AsyncGenerator[T, None]:
         """Each item of ``body[key]`` over all pages, following ``cursor`` until it is empty.
 
         More than ``max_pages`` pages raises ``KalshiError`` (code ``too_many_pages``) after
         the items already yielded, rather than stopping silently; a cursor that repeats
-        raises ``PayloadError``.
+        raises ``PayloadError``. An item that does not parse raises ``PayloadError``, or
+        with ``skip_bad`` (market data, where one odd market must not hide the others; never
+        for orders, fills or positions) is logged, counted in ``skipped`` and left out.
         """
         cursor: str | None = None
         seen: set[str] = set()
@@ -421,7 +530,15 @@ class KalshiRest:
             body = await self._get(path, {**(params or {}), "limit": page_size, "cursor": cursor})
             where = f"GET {path}"
             for i, item in enumerate(items(body.get(key) or [], f"{where}.{key}")):
-                yield parse(item, f"{where}.{key}[{i}]")
+                try:
+                    parsed = parse(item, f"{where}.{key}[{i}]")
+                except PayloadError as exc:
+                    if not skip_bad:
+                        raise
+                    self.skipped[path] += 1
+                    log.warning("left out of the listing: %s", exc)
+                    continue
+                yield parsed
             cursor = optional(body, "cursor", where, text)
             if not cursor:
                 return
@@ -444,8 +561,12 @@ class KalshiRest:
         params: Params | None,
         page_size: int,
         max_pages: int,
+        *,
+        skip_bad: bool = False,
     ) -> list[T]:
-        pages = self.paginate(path, key, parse, params, page_size=page_size, max_pages=max_pages)
+        pages = self.paginate(
+            path, key, parse, params, page_size=page_size, max_pages=max_pages, skip_bad=skip_bad
+        )
         return [item async for item in pages]
 
     # ------------------------------------------------------------------ exchange and markets
@@ -474,14 +595,17 @@ class KalshiRest:
         page_size: int = 200,
         max_pages: int = 100,
     ) -> list[EventInfo]:
-        """Events (``status``: unopened, open, closed or settled; matches if any market does)."""
+        """Events (``status``: unopened, open, closed or settled; matches if any market does).
+        An event that does not parse is left out and counted (see :meth:`paginate`)."""
         params = {
             "series_ticker": series_ticker,
             "status": status,
             "tickers": ",".join(tickers) if tickers else None,
             "with_nested_markets": with_nested_markets,
         }
-        return await self._all("/events", "events", parse_event, params, page_size, max_pages)
+        return await self._all(
+            "/events", "events", parse_event, params, page_size, max_pages, skip_bad=True
+        )
 
     async def event(self, event_ticker: str) -> EventInfo:
         """One event with its markets."""
@@ -503,17 +627,24 @@ class KalshiRest:
         series_ticker: str | None = None,
         status: str | None = None,
         tickers: Sequence[str] | None = None,
+        mve_filter: Literal["only", "exclude"] | None = "exclude",
         page_size: int = 1000,
         max_pages: int = 100,
     ) -> list[MarketInfo]:
-        """Markets (``status``: unopened, open, paused, closed or settled)."""
+        """Markets (``status``: unopened, open, paused, closed or settled). Combo
+        (multivariate) markets are left out unless ``mve_filter`` is ``"only"`` or None:
+        there are many of them and this market maker quotes single games. A market that does
+        not parse is left out and counted (see :meth:`paginate`)."""
         params = {
             "event_ticker": event_ticker,
             "series_ticker": series_ticker,
             "status": status,
             "tickers": ",".join(tickers) if tickers else None,
+            "mve_filter": mve_filter,
         }
-        return await self._all("/markets", "markets", parse_market, params, page_size, max_pages)
+        return await self._all(
+            "/markets", "markets", parse_market, params, page_size, max_pages, skip_bad=True
+        )
 
     async def market(self, ticker: str) -> MarketInfo:
         body = await self._get(f"/markets/{_seg(ticker)}")
@@ -547,7 +678,11 @@ class KalshiRest:
         page_size: int = 1000,
         max_pages: int = 100,
     ) -> list[Trade]:
-        params = {"ticker": ticker, "min_ts": _seconds(min_ts), "max_ts": _seconds(max_ts)}
+        params = {
+            "ticker": ticker,
+            "min_ts": _seconds(min_ts, "min_ts"),
+            "max_ts": _seconds(max_ts, "max_ts"),
+        }
         return await self._all(
             "/markets/trades", "trades", parse_trade, params, page_size, max_pages
         )
@@ -555,34 +690,67 @@ class KalshiRest:
     # ------------------------------------------------------------------ creating orders
 
     async def create_order(self, request: OrderRequest) -> CreateResult:
-        """Create one order; never raises for the exchange's answer (see :class:`CreateResult`)."""
+        """Create one order. A bad request is a ``ValueError`` before anything is sent;
+        after that it never raises (see :class:`CreateResult`)."""
         cid = request.client_order_id or str(uuid.uuid4())
         body = request.body(cid)
+        started = datetime.now(UTC)
         errors: list[KalshiError] = []
         try:
             raw = await self._call("POST", ORDERS, body=body, seen=errors)
         except KalshiError as exc:
-            return await self._failed_create(request, cid, exc, _ambiguous(errors))
+            ambiguous = _ambiguous(errors)
+            if exc.code != "order_already_exists":
+                status = CreateStatus.UNKNOWN if ambiguous else CreateStatus.REJECTED
+                return CreateResult(status, cid, request, error=exc)
+            found = await self._lookup([request], [cid], started if ambiguous else None)
+            return self._looked_up(request, cid, exc, found.get(cid), already_existed=True)
+        except PayloadError as exc:  # a 2xx we cannot read: accepted, but what rests?
+            return CreateResult(CreateStatus.UNKNOWN, cid, request, error=exc)
         return self._created(request, cid, raw)
 
     async def batch_create(self, requests: Sequence[OrderRequest]) -> list[CreateResult]:
         """Create many orders, one result per request in order.
 
-        Each item is billed and a batch must fit the write bucket whole, so the requests go
-        out in as many batches as the bucket's capacity needs.
+        Every request is checked (and given its ``client_order_id``) before anything is
+        sent: a bad one, or a ``client_order_id`` used twice, is a ``ValueError`` and nothing
+        goes out. Each item is billed and a batch must fit the write bucket whole, so the
+        requests go out in chunks of at most ``max_batch``; a chunk that fails does not
+        lose the results of the others (its items are UNKNOWN, or REJECTED if it was
+        refused whole).
         """
-        per_batch = max(1, int(self.limiter.capacity("write") // self.limiter.cost("POST", BATCH)))
+        cids = [r.client_order_id or str(uuid.uuid4()) for r in requests]
+        if len(set(cids)) != len(cids):
+            raise ValueError("batch_create: a client_order_id appears twice")
+        bodies = [r.body(c) for r, c in zip(requests, cids, strict=True)]
+        per_batch = self._per_batch("POST")
         results: list[CreateResult] = []
         for start in range(0, len(requests), per_batch):
-            results += await self._batch_create(list(requests[start : start + per_batch]))
+            end = start + per_batch
+            results += await self._batch_chunk(
+                requests[start:end], cids[start:end], bodies[start:end]
+            )
         return results
 
-    async def _batch_create(self, requests: list[OrderRequest]) -> list[CreateResult]:
-        cids = [r.client_order_id or str(uuid.uuid4()) for r in requests]
-        body = {"orders": [r.body(c) for r, c in zip(requests, cids, strict=True)]}
+    def _per_batch(self, method: str) -> int:
+        """Items per batch request: what the write bucket holds at once, at most max_batch.
+        (A bucket too small for even one item is refused by the limiter, not here.)"""
+        fits = int(self.limiter.capacity("write") // self.limiter.cost(method, BATCH))
+        return max(1, min(self.max_batch, fits))
+
+    async def _batch_chunk(
+        self,
+        requests: Sequence[OrderRequest],
+        cids: Sequence[str],
+        bodies: Sequence[dict[str, object]],
+    ) -> list[CreateResult]:
+        """One batch request; never raises."""
+        started = datetime.now(UTC)
         errors: list[KalshiError] = []
         try:
-            raw = await self._call("POST", BATCH, body=body, items_=len(requests), seen=errors)
+            raw = await self._call(
+                "POST", BATCH, body={"orders": list(bodies)}, items_=len(bodies), seen=errors
+            )
             rows = items(obj(raw, "batch create").get("orders"), "batch create.orders")
             if len(rows) != len(requests):
                 raise PayloadError(f"batch create: {len(rows)} results for {len(requests)} orders")
@@ -595,20 +763,46 @@ class KalshiRest:
             return [
                 CreateResult(status, c, r, error=exc) for r, c in zip(requests, cids, strict=True)
             ]
-        out = []
+        ambiguous = _ambiguous(errors)
+        out: dict[int, CreateResult] = {}
+        # Rows are matched by position; ones to settle from the order list instead.
+        pending: dict[int, tuple[KalshiError | PayloadError, bool]] = {}
         for i, (request, cid, row) in enumerate(zip(requests, cids, rows, strict=True)):
             item = row if isinstance(row, Mapping) else {}
-            if item.get("error"):
+            echoed = item.get("client_order_id")
+            if echoed is not None and echoed != cid:
+                where = f"batch create[{i}]"
+                pending[i] = (PayloadError(f"{where}: the answer is for another order"), False)
+            elif item.get("error"):
                 refused = error_from_item(item["error"], method="POST", path=f"{BATCH}[{i}]")
-                out.append(await self._failed_create(request, cid, refused, _ambiguous(errors)))
+                if refused.code == "order_already_exists":
+                    pending[i] = (refused, True)
+                else:
+                    # After an ambiguous attempt the refusal may answer a repeat of an
+                    # item that the first attempt created.
+                    status = CreateStatus.UNKNOWN if ambiguous else CreateStatus.REJECTED
+                    out[i] = CreateResult(status, cid, request, error=refused)
             else:
-                out.append(self._created(request, cid, row))
-        return out
+                out[i] = self._created(request, cid, row)
+        if pending:
+            found = await self._lookup(
+                [requests[i] for i in pending],
+                [cids[i] for i in pending],
+                started if ambiguous else None,
+            )
+            for i, (error, existed) in pending.items():
+                order = found.get(cids[i])
+                out[i] = self._looked_up(
+                    requests[i], cids[i], error, order, already_existed=existed
+                )
+        return [out[i] for i in range(len(requests))]
 
     @staticmethod
     def _created(request: OrderRequest, cid: str, raw: object) -> CreateResult:
+        # The order id decides; a garbled optional field must not turn a confirmed create
+        # into an UNKNOWN, so those read as None.
         try:
-            ack = parse_order_ack(raw, f"create {cid}")
+            ack = parse_order_ack(raw, f"create {cid}", lenient=True)
             if ack.order_id is None:
                 raise PayloadError(f"create {cid}: the answer has no order_id")
         except PayloadError as exc:  # accepted, but we cannot tell what rests
@@ -624,43 +818,86 @@ class KalshiRest:
             average_fee_paid=ack.average_fee_paid,
         )
 
-    async def _failed_create(
-        self, request: OrderRequest, cid: str, exc: KalshiError, ambiguous: bool
+    async def _lookup(
+        self, requests: Sequence[OrderRequest], cids: Sequence[str], since: datetime | None
+    ) -> dict[str, ExchangeOrder]:
+        """What the order list shows for ``cids`` ({} if it cannot be read). ``since``: the
+        start of the call whose ambiguous attempt may have created them."""
+        tickers = {r.ticker for r in requests}
+        try:
+            return await self.resolve_client_order_ids(
+                cids,
+                ticker=tickers.pop() if len(tickers) == 1 else None,
+                min_ts=since - RESOLVE_MARGIN if since is not None else None,
+            )
+        except (KalshiError, PayloadError) as exc:
+            log.warning("could not look up %d client_order_ids: %s", len(cids), exc)
+            return {}
+
+    @staticmethod
+    def _looked_up(
+        request: OrderRequest,
+        cid: str,
+        error: KalshiError | PayloadError,
+        order: ExchangeOrder | None,
+        *,
+        already_existed: bool,
     ) -> CreateResult:
-        if not ambiguous:
-            # Every attempt was answered with a refusal: nothing was created. (A first-try
-            # 409 means the caller reused a client_order_id: refused too.)
-            return CreateResult(CreateStatus.REJECTED, cid, request, error=exc)
-        if exc.code == "order_already_exists":
-            # Our own earlier attempt went through: find it.
-            try:
-                order = await self.resolve_by_client_order_id(request.ticker, cid)
-            except (KalshiError, PayloadError):
-                order = None
-            if order is not None:
-                return CreateResult(
-                    CreateStatus.CREATED,
-                    cid,
-                    request,
-                    order_id=order.order_id,
-                    fill_count=order.filled,
-                    remaining_count=order.remaining,
-                    order=order,
-                )
-        return CreateResult(CreateStatus.UNKNOWN, cid, request, error=exc)
+        if order is None:  # not visible (yet: REST lags the engine), or the lookup failed
+            return CreateResult(CreateStatus.UNKNOWN, cid, request, error=error)
+        if (order.ticker, order.side, order.price) != (request.ticker, request.side, request.price):
+            # The id was reused for a different order: this request was refused, and what
+            # rests under the id is not it.
+            return CreateResult(CreateStatus.REJECTED, cid, request, error=error, order=order)
+        return CreateResult(
+            CreateStatus.CREATED,
+            cid,
+            request,
+            order_id=order.order_id,
+            fill_count=order.filled,
+            remaining_count=order.remaining,
+            order=order,
+            already_existed=already_existed,
+        )
+
+    async def resolve_client_order_ids(
+        self,
+        client_order_ids: Collection[str],
+        *,
+        ticker: str | None = None,
+        min_ts: datetime | None = None,
+        max_pages: int = 10,
+    ) -> dict[str, ExchangeOrder]:
+        """The orders (any status) created with ``client_order_ids``, found in one walk of
+        the order list (newest first) that stops once all are found. ``ticker`` and
+        ``min_ts`` narrow the walk; give the attempt's start minus a margin for clock skew
+        (:data:`RESOLVE_MARGIN`), or None when the order may be older.
+
+        An id missing from the answer means "not visible": REST lags the matching engine
+        (apis.md §1.11 #3), so it does not prove the order was never created. Raises
+        KalshiError if the list cannot be read (or is longer than ``max_pages`` pages of
+        1000), so that "not found" is never confused with "could not look"."""
+        wanted = set(client_order_ids)
+        found: dict[str, ExchangeOrder] = {}
+        params = {"ticker": ticker, "min_ts": _seconds(min_ts, "min_ts")}
+        pages = self.paginate(
+            "/portfolio/orders", "orders", parse_order, params, page_size=1000, max_pages=max_pages
+        )
+        async with aclosing(pages):
+            async for order in pages:
+                if order.client_order_id in wanted:
+                    found[order.client_order_id] = order
+                    if len(found) == len(wanted):
+                        break
+        return found
 
     async def resolve_by_client_order_id(
-        self, ticker: str, client_order_id: str
+        self, ticker: str, client_order_id: str, *, min_ts: datetime | None = None
     ) -> ExchangeOrder | None:
-        """The order created with ``client_order_id`` on ``ticker``, or None if there is none
-        (any status: resting, canceled or executed). Raises KalshiError if the list cannot
-        be read, so that "not found" is never confused with "could not look"."""
-        async for order in self.paginate(
-            "/portfolio/orders", "orders", parse_order, {"ticker": ticker}, page_size=1000
-        ):
-            if order.client_order_id == client_order_id:
-                return order
-        return None
+        """The order created with ``client_order_id`` on ``ticker``, or None if it is not
+        visible (yet); see :meth:`resolve_client_order_ids`."""
+        found = await self.resolve_client_order_ids([client_order_id], ticker=ticker, min_ts=min_ts)
+        return found.get(client_order_id)
 
     # ------------------------------------------------------------------ changing orders
 
@@ -677,19 +914,18 @@ class KalshiRest:
     ) -> OrderChange:
         """New price and/or size. ``count`` is the new total: already filled plus the
         remainder wanted resting. Not retried after a 5xx or timeout (see module doc)."""
+        path = f"{ORDERS}/{_id(order_id)}/amend"
         body: dict[str, object] = {
             "ticker": ticker,
             "side": Side(side).value,
-            "price": format_dollars(validate_price(price, f"{ticker} price")),
-            "count": format_count(count),
+            "price": format_dollars(_order_price(price, f"{ticker} price")),
+            "count": format_count(_positive_count(count, f"{ticker} count")),
         }
         if client_order_id is not None:
             body["client_order_id"] = client_order_id
         if updated_client_order_id is not None:
             body["updated_client_order_id"] = updated_client_order_id
-        raw = await self._call(
-            "POST", f"{ORDERS}/{_seg(order_id)}/amend", body=body, idempotent=False
-        )
+        raw = await self._call("POST", path, body=body, idempotent=False)
         return OrderChange(order_id, parse_order_ack(raw, f"amend {order_id}"))
 
     async def decrease_order(
@@ -701,65 +937,97 @@ class KalshiRest:
         market_ticker: str | None = None,
     ) -> OrderChange:
         """Shrink the resting remainder, keeping queue priority. Exactly one of ``reduce_by``
-        and ``reduce_to``; only ``reduce_to`` is retried after a 5xx or timeout."""
-        if (reduce_by is None) == (reduce_to is None):
+        (positive) and ``reduce_to`` (0 or more; 0 cancels); only ``reduce_to`` is retried
+        after a 5xx or timeout (the result is then flagged ``ambiguous_retry``)."""
+        path = f"{ORDERS}/{_id(order_id)}/decrease"
+        body: dict[str, object]
+        if reduce_by is not None and reduce_to is None:
+            body = {"reduce_by": format_count(_positive_count(reduce_by, "reduce_by"))}
+        elif reduce_to is not None and reduce_by is None:
+            body = {"reduce_to": format_count(parse_count(reduce_to, "reduce_to"))}
+        else:
             raise ValueError("give exactly one of reduce_by and reduce_to")
-        body: dict[str, object] = (
-            {"reduce_by": format_count(reduce_by)}
-            if reduce_by is not None
-            else {"reduce_to": format_count(reduce_to)}  # type: ignore[arg-type]  # set here
-        )
         if market_ticker is not None:
             body["market_ticker"] = market_ticker
+        errors: list[KalshiError] = []
         raw = await self._call(
-            "POST",
-            f"{ORDERS}/{_seg(order_id)}/decrease",
-            body=body,
-            idempotent=reduce_to is not None,
+            "POST", path, body=body, idempotent=reduce_to is not None, seen=errors
         )
-        return OrderChange(order_id, parse_order_ack(raw, f"decrease {order_id}"))
+        return OrderChange(
+            order_id,
+            parse_order_ack(raw, f"decrease {order_id}"),
+            ambiguous_retry=_ambiguous(errors),
+        )
 
     async def cancel_order(self, order_id: str, *, market_ticker: str | None = None) -> OrderChange:
-        """Cancel (idempotent, so retried). An order the exchange does not know (404) is
-        reported ``already_gone``."""
+        """Cancel (idempotent, so retried; a retry after a 5xx or timeout is flagged
+        ``ambiguous_retry``). An order the exchange does not know (404 with a not-found
+        code) is reported ``already_gone``; any other 404 raises."""
+        path = f"{ORDERS}/{_id(order_id)}"
+        errors: list[KalshiError] = []
         try:
             raw = await self._call(
-                "DELETE", f"{ORDERS}/{_seg(order_id)}", params={"market_ticker": market_ticker}
+                "DELETE", path, params={"market_ticker": market_ticker}, seen=errors
             )
         except KalshiError as exc:
-            if exc.status == 404:
-                return OrderChange(order_id, None, already_gone=True)
+            if exc.status == 404 and _is_not_found(exc):
+                return OrderChange(
+                    order_id, None, already_gone=True, ambiguous_retry=_ambiguous(errors)
+                )
             raise
-        return OrderChange(order_id, parse_order_ack(raw, f"cancel {order_id}"))
+        return OrderChange(
+            order_id, parse_order_ack(raw, f"cancel {order_id}"), ambiguous_retry=_ambiguous(errors)
+        )
 
     async def batch_cancel(self, orders: Sequence[tuple[str, str | None]]) -> list[OrderChange]:
         """Cancel many ``(order_id, market_ticker)`` pairs; one result per pair, in order
-        (matched by position, since an answer's order id may be wrong)."""
-        per_batch = max(
-            1, int(self.limiter.capacity("write") // self.limiter.cost("DELETE", BATCH))
-        )
+        (matched by position, since an answer's order id may be wrong). Ids are checked
+        before anything is sent; a chunk that fails sets ``error`` on its items and does not
+        lose the results of the others."""
+        for oid, _ in orders:
+            _id(oid)
+        per_batch = self._per_batch("DELETE")
         out: list[OrderChange] = []
         for start in range(0, len(orders), per_batch):
-            chunk = orders[start : start + per_batch]
-            body = {
-                "orders": [
-                    {"order_id": oid, **({"market_ticker": t} if t else {})} for oid, t in chunk
-                ]
-            }
-            raw = await self._call("DELETE", BATCH, body=body, items_=len(chunk))
+            out += await self._cancel_chunk(orders[start : start + per_batch])
+        return out
+
+    async def _cancel_chunk(self, chunk: Sequence[tuple[str, str | None]]) -> list[OrderChange]:
+        """One batch cancel request; never raises."""
+        body = {
+            "orders": [{"order_id": oid, **({"market_ticker": t} if t else {})} for oid, t in chunk]
+        }
+        errors: list[KalshiError] = []
+        try:
+            raw = await self._call("DELETE", BATCH, body=body, items_=len(chunk), seen=errors)
             rows = items(obj(raw, "batch cancel").get("orders"), "batch cancel.orders")
             if len(rows) != len(chunk):
                 raise PayloadError(f"batch cancel: {len(rows)} results for {len(chunk)} orders")
-            for i, ((oid, _), row) in enumerate(zip(chunk, rows, strict=True)):
-                item = obj(row, f"batch cancel.orders[{i}]")
-                if item.get("error"):
-                    exc = error_from_item(item["error"], method="DELETE", path=f"{BATCH}[{i}]")
-                    gone = exc.code == "not_found"
-                    out.append(
-                        OrderChange(oid, None, already_gone=gone, error=None if gone else exc)
+        except (KalshiError, PayloadError) as exc:
+            return [OrderChange(oid, None, error=exc) for oid, _ in chunk]
+        retried = _ambiguous(errors)
+        out = []
+        for i, ((oid, _), row) in enumerate(zip(chunk, rows, strict=True)):
+            item = row if isinstance(row, Mapping) else {}
+            if item.get("error"):
+                refused = error_from_item(item["error"], method="DELETE", path=f"{BATCH}[{i}]")
+                gone = _is_not_found(refused)
+                out.append(
+                    OrderChange(
+                        oid,
+                        None,
+                        already_gone=gone,
+                        error=None if gone else refused,
+                        ambiguous_retry=retried,
                     )
-                else:
-                    out.append(OrderChange(oid, parse_order_ack(item, f"batch cancel[{i}]")))
+                )
+                continue
+            try:
+                ack = parse_order_ack(row, f"batch cancel[{i}]")
+            except PayloadError as bad:
+                out.append(OrderChange(oid, None, error=bad, ambiguous_retry=retried))
+                continue
+            out.append(OrderChange(oid, ack, ambiguous_retry=retried))
         return out
 
     async def cancel_all(self) -> list[OrderAck]:
@@ -789,7 +1057,7 @@ class KalshiRest:
         )
 
     async def order(self, order_id: str) -> ExchangeOrder:
-        body = await self._get(f"/portfolio/orders/{_seg(order_id)}")
+        body = await self._get(f"/portfolio/orders/{_id(order_id)}")
         return field(body, "order", f"GET order {order_id}", parse_order)
 
     async def queue_positions(
@@ -858,8 +1126,8 @@ class KalshiRest:
         params = {
             "ticker": ticker,
             "order_id": order_id,
-            "min_ts": _seconds(min_ts),
-            "max_ts": _seconds(max_ts),
+            "min_ts": _seconds(min_ts, "min_ts"),
+            "max_ts": _seconds(max_ts, "max_ts"),
         }
         return await self._all(
             "/portfolio/fills", "fills", parse_fill, params, page_size, max_pages
@@ -898,7 +1166,7 @@ class KalshiRest:
         return field(obj(raw, "create order group"), "order_group_id", "create order group", text)
 
     async def order_group(self, group_id: str) -> OrderGroup:
-        body = await self._get(f"{GROUPS}/{_seg(group_id)}")
+        body = await self._get(f"{GROUPS}/{_id(group_id, 'order group id')}")
         return parse_order_group(body, f"order group {group_id}", group_id=group_id)
 
     async def order_groups(self) -> list[OrderGroup]:
@@ -907,17 +1175,19 @@ class KalshiRest:
         return [parse_order_group(r, f"order_groups[{i}]") for i, r in enumerate(rows)]
 
     async def delete_order_group(self, group_id: str) -> None:
-        await self._call("DELETE", f"{GROUPS}/{_seg(group_id)}")
+        await self._call("DELETE", f"{GROUPS}/{_id(group_id, 'order group id')}")
 
     async def reset_order_group(self, group_id: str) -> None:
-        await self._call("PUT", f"{GROUPS}/{_seg(group_id)}/reset", body={})
+        await self._call("PUT", f"{GROUPS}/{_id(group_id, 'order group id')}/reset", body={})
 
     async def trigger_order_group(self, group_id: str) -> None:
-        await self._call("PUT", f"{GROUPS}/{_seg(group_id)}/trigger", body={})
+        await self._call("PUT", f"{GROUPS}/{_id(group_id, 'order group id')}/trigger", body={})
 
     async def set_order_group_limit(self, group_id: str, contracts_limit: Decimal) -> None:
         await self._call(
-            "PUT", f"{GROUPS}/{_seg(group_id)}/limit", body=self._group_limit(contracts_limit)
+            "PUT",
+            f"{GROUPS}/{_id(group_id, 'order group id')}/limit",
+            body=self._group_limit(contracts_limit),
         )
 
     # ------------------------------------------------------------------ account

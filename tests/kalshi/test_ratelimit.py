@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from kmm_interactive.kalshi.models import PayloadError, parse_endpoint_costs
 from kmm_interactive.kalshi.ratelimit import TIERS, BucketLimits, RateLimiter, TokenBucket
 
 
@@ -21,6 +22,8 @@ class FakeTime:
 
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
+        if len(self.slept) > 1000:
+            raise AssertionError("still sleeping after 1000 naps: it would wait forever")
         self.now += seconds
         await asyncio.sleep(0)
 
@@ -100,6 +103,49 @@ async def test_settle_takes_back_refill_a_full_bucket_never_had() -> None:
     assert bucket.level() == pytest.approx(70)
 
 
+async def test_settle_takes_back_no_more_than_the_request_cost() -> None:
+    """A create that took 10 s to time out: at worst the exchange billed it at the very end,
+    into a full bucket, so it is short by that create's 10 tokens, not 10 s of refill."""
+    t = FakeTime()
+    rl = limiter(t)
+    ticket = await rl.acquire("POST", "/portfolio/events/orders")
+    t.now += 10.0
+    ticket.bucket.settle(ticket)
+    assert ticket.bucket.level() == pytest.approx(90)
+    await rl.acquire("DELETE", "/portfolio/events/orders/abc")  # the next cancel goes at once
+    assert t.slept == []
+
+
+async def test_cancels_go_before_queued_writes_but_cannot_starve_them() -> None:
+    t = FakeTime()
+    rl = limiter(t)  # Basic write bucket: 100 tokens, 100/s
+    await rl.acquire("POST", "/portfolio/events/orders/batched", items=10)  # empty now
+    order: list[str] = []
+
+    async def send(name: str, method: str, path: str, items: int = 1) -> None:
+        await rl.acquire(method, path, items)
+        order.append(name)
+
+    batch = send("batch", "POST", "/portfolio/events/orders/batched", 10)
+    cancels = [send(f"c{i}", "DELETE", f"/portfolio/events/orders/o{i}") for i in range(60)]
+    await asyncio.gather(batch, *cancels)
+    # 50 cancels (one bucket: 100 tokens) go before the waiting batch; then it is its turn.
+    assert order == [f"c{i}" for i in range(50)] + ["batch"] + [f"c{i}" for i in range(50, 60)]
+    assert rl.is_cancel("DELETE", "/trade-api/v2/portfolio/events/orders/batched")
+    assert not rl.is_cancel("DELETE", "/portfolio/order_groups/g")
+
+
+async def test_a_waiter_that_can_no_longer_fit_is_told_so() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(BucketLimits(100, 100), clock=t.clock, sleep=t.sleep)
+    await bucket.acquire(100)
+    waiting = asyncio.create_task(bucket.acquire(100))
+    await asyncio.sleep(0)  # it is asleep, waiting for the refill
+    bucket.reconfigure(BucketLimits(10, 50))
+    with pytest.raises(ValueError, match="can never fit"):
+        await waiting
+
+
 async def test_waiters_are_served_in_order() -> None:
     t = FakeTime()
     bucket = TokenBucket(BucketLimits(10, 10), clock=t.clock, sleep=t.sleep)
@@ -130,3 +176,16 @@ async def test_configure_keeps_what_was_spent() -> None:
     assert rl.cost("POST", "/portfolio/events/orders") == 12
     with pytest.raises(ValueError, match="positive"):
         BucketLimits(0, 10)
+
+
+def test_costs_below_one_token_are_refused() -> None:
+    rl = limiter(FakeTime())
+    with pytest.raises(ValueError, match="at least 1"):
+        rl.configure(*TIERS["basic"], costs={("DELETE", "/portfolio/events/orders/batched"): 0})
+    with pytest.raises(ValueError, match="at least 1"):
+        rl.configure(*TIERS["basic"], default_cost=-10)
+    assert rl.cost("DELETE", "/portfolio/events/orders/batched") == 2  # nothing changed
+    assert rl.default_cost == 10
+    row = {"method": "DELETE", "path": "/portfolio/events/orders/batched", "cost": 0}
+    with pytest.raises(PayloadError, match="at least 1"):
+        parse_endpoint_costs({"default_cost": 10, "endpoint_costs": [row]})
