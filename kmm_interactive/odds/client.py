@@ -3,19 +3,25 @@
 The job: pull ``/v4/sports/{sport}/odds`` (``markets=h2h``, decimal odds, ISO dates) for a
 list of at most ten bookmakers (ten keys cost one region per market; more is refused unless
 the caller accepts the cost), parse it into frozen :class:`OddsEvent` /
-:class:`BookmakerOdds` values, and keep, per sport, the last good board so that the theo
-service can keep pricing on it (and show its age) while the feed is down.
+:class:`BookmakerOdds` values, and keep, per sport and request (bookmakers or regions, time
+filters), the last good board so that the theo service can keep pricing on it (and show its
+age) while the feed is down. A board pulled for other books or another time window is never
+served in its place; a time filter that moves with every pull therefore gets no fallback.
 
 Failure semantics:
 
-* A board that is not a JSON array fails the pull (:class:`OddsPayloadError`). Inside a
-  board, a malformed event or bookmaker is skipped and recorded on the board
+* A board that is not a JSON array, or a non-empty one of which no event can be read, fails
+  the pull (:class:`OddsPayloadError`). Inside a board, a malformed event (or one of another
+  sport, or with one team on both sides) or bookmaker is skipped and recorded on the board
   (:attr:`OddsBoard.problems`), never the whole board lost for one bad row.
+* Bad arguments (a bookmaker, region or event id that is not a key, a string where a list
+  of keys is due, options out of range) raise :class:`ValueError` before anything is sent.
 * An error body ``{"message", "error_code", "details_url"}`` becomes :class:`OddsApiError`
   with advice on what to do. 429 ``EXCEEDED_FREQ_LIMIT`` is retried after a couple of
   seconds with jitter, 5xx and network failures with exponential backoff, both a bounded
-  number of times. A 401 for the key (``MISSING_KEY``, ``INVALID_KEY``,
-  ``DEACTIVATED_KEY``) refuses every further call locally for ``auth_backoff``; a 401
+  number of times, no wait longer than ``retry_cap``. A 401 for the key (``MISSING_KEY``,
+  ``INVALID_KEY``, ``DEACTIVATED_KEY``, or a 401 without a documented code, e.g. from a
+  proxy) refuses every further call locally for ``auth_backoff``; a 401
   ``OUT_OF_USAGE_CREDITS`` refuses the paid calls only (``/sports`` and ``/events`` are
   free) — :class:`OddsRefusedError` — rather than hammering the API.
 * :meth:`OddsClient.pull` never raises an API, network or payload failure: it returns a
@@ -23,10 +29,13 @@ Failure semantics:
 
 The API key travels as the ``apiKey`` query parameter, so every URL carries it. It never
 appears in a log record (a filter on the httpx/httpcore loggers redacts it, see
-:func:`install_log_redaction`), a repr or an exception message (httpx exceptions, whose
-messages may quote the URL, are re-raised as redacted :class:`OddsTransportError`).
+:func:`install_log_redaction`), a repr or an exception message, nor in an exception's
+``__cause__`` / ``__context__`` chain: httpx exceptions, whose messages and requests hold the
+URL, are replaced by redacted :class:`OddsTransportError` raised outside the handler, and
+whatever an error body says (message, code, details URL) is redacted before it is cut short.
 Quota headers (``x-requests-remaining``, ``-used``, ``-last``) are read from every response,
-errors included, into :attr:`OddsClient.quota`.
+errors included, into :attr:`OddsClient.quota`; a value that is not a count (negative,
+fractional, absurdly large) is ignored, with a warning.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import logging
 import math
 import random
 import re
+import reprlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -58,8 +68,13 @@ DRAW: Final = "Draw"
 
 _KEY_CODES: Final = frozenset({"MISSING_KEY", "INVALID_KEY", "DEACTIVATED_KEY"})
 _CREDIT_CODES: Final = frozenset({"OUT_OF_USAGE_CREDITS"})
-_SPORT_KEY = re.compile(r"^[a-z0-9_]+$")
+#: Sport, bookmaker and region keys are all of this form ("basketball_nba", "williamhill_us").
+_KEY = re.compile(r"^[a-z0-9_]+$")
 _EVENT_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+#: More than any plan's monthly credits: a quota header above it is not a count.
+_MAX_QUOTA: Final = 10**9
+#: How much of a non-JSON error body is quoted in the error.
+_BODY_QUOTE: Final = 200
 # The key in a URL's query, whatever the case of the name, up to the next parameter.
 _API_KEY_PARAM = re.compile(r"(?i)(apikey=)[^&#\s\"'>]*")
 
@@ -141,8 +156,17 @@ class OddsError(Exception):
     """Anything that made an Odds API call fail (the base of the errors below)."""
 
 
+def _is_key_problem(status: int, error_code: str) -> bool:
+    # A 401 with no documented code (a proxy's, or a new code) is treated as one about the
+    # key: sending every pull again would only hammer the API.
+    return error_code in _KEY_CODES or (status == 401 and error_code not in ADVICE)
+
+
 class OddsApiError(OddsError):
-    """The API refused a request: HTTP status, its ``error_code`` and ``message``."""
+    """The API refused a request: HTTP status, its ``error_code`` and ``message``.
+
+    The fields are shown as given: :class:`OddsClient` redacts them before building this.
+    """
 
     def __init__(
         self,
@@ -162,6 +186,9 @@ class OddsApiError(OddsError):
             advice = (
                 "the Odds API is failing: the last good board is kept; retry later"
                 if status >= 500
+                else "the API (or a proxy before it) refused the key: check the key and the "
+                "network path"
+                if _is_key_problem(status, error_code)
                 else f"see {details_url}"
                 if details_url
                 else "check the request"
@@ -171,7 +198,7 @@ class OddsApiError(OddsError):
 
     @property
     def is_key_problem(self) -> bool:
-        return self.error_code in _KEY_CODES
+        return _is_key_problem(self.status, self.error_code)
 
     @property
     def is_out_of_credits(self) -> bool:
@@ -259,11 +286,14 @@ class BookmakerOdds:
             raise ValueError("a bookmaker needs a key")
         if self.last_update.tzinfo is None:
             raise ValueError(f"{self.key}: last_update must be timezone-aware")
+        # The one place where a line's shape and prices are checked (the parser reports
+        # what is raised here).
         if len(self.outcomes) < 2:
-            raise ValueError(f"{self.key}: an h2h line needs two or more outcomes")
-        for name, price in self.outcomes.items():
-            _check_price(price, f"{self.key}: {name!r}")
-        object.__setattr__(self, "outcomes", MappingProxyType(dict(self.outcomes)))
+            raise ValueError(
+                f"{self.key}: {len(self.outcomes)} outcome(s), an h2h line needs two or more"
+            )
+        prices = {n: _check_price(p, n, f"{self.key}: {n!r}") for n, p in self.outcomes.items()}
+        object.__setattr__(self, "outcomes", MappingProxyType(prices))
 
 
 @dataclass(frozen=True)
@@ -357,14 +387,45 @@ class PullResult:
 # --------------------------------------------------------------------------- parsing
 
 
-def _check_price(price: object, what: str) -> float:
+class _BadPrice(ValueError):
+    """A price that is not decimal odds, naming its outcome (for the payload error's field)."""
+
+    def __init__(self, outcome: str, message: str) -> None:
+        self.outcome = outcome
+        super().__init__(message)
+
+
+def _check_price(price: object, outcome: str, what: str) -> float:
     # JSON numbers arrive as int or float; a bool is an int in Python and is not a price.
     if isinstance(price, bool) or not isinstance(price, int | float):
-        raise ValueError(f"{what}: price {price!r} is not a number")
+        raise _BadPrice(outcome, f"{what}: price {_show(price)} is not a number")
     value = float(price)
     if not math.isfinite(value) or value <= 1.0:
-        raise ValueError(f"{what}: price {price!r} is not decimal odds above 1.0")
+        raise _BadPrice(outcome, f"{what}: price {price!r} is not decimal odds above 1.0")
     return value
+
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 60
+
+
+def _show(value: object) -> str:
+    """A short repr of a value off the wire, bounded in length and depth: a deeply nested
+    value must not exhaust the stack while an error about it is being worded."""
+    return _SHOWN.repr(value)
+
+
+_NOT_JSON: Final = object()
+
+
+def _loads(content: bytes) -> Any:
+    """The decoded body, or :data:`_NOT_JSON`. Never raises, so that no error of ours is
+    raised inside a handler and carries the decoder's (whose ``doc`` is the whole body) as
+    its ``__context__``; nesting deeper than the stack is a RecursionError, not a crash."""
+    try:
+        return json.loads(content)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
 
 
 def _text(
@@ -378,7 +439,7 @@ def _text(
     value = data.get(name)
     if not isinstance(value, str) or not value.strip():
         raise OddsPayloadError(
-            f"{value!r:.60} is not a non-empty string",
+            f"{_show(value)} is not a non-empty string",
             event_id=event_id,
             bookmaker=bookmaker,
             field=path or name,
@@ -388,14 +449,16 @@ def _text(
 
 def _time(data: Mapping[str, Any], name: str, **where: str | None) -> datetime:
     value = data.get(name)
-    try:
-        if not isinstance(value, str):
-            raise ValueError
-        stamp = datetime.fromisoformat(value)
-    except ValueError:
-        raise OddsPayloadError(f"{value!r} is not an ISO 8601 time", field=name, **where) from None
+    stamp = None
+    if isinstance(value, str):  # fromisoformat raises TypeError, not ValueError, on others
+        try:
+            stamp = datetime.fromisoformat(value)
+        except ValueError:
+            stamp = None
+    if stamp is None:
+        raise OddsPayloadError(f"{_show(value)} is not an ISO 8601 time", field=name, **where)
     if stamp.tzinfo is None:
-        raise OddsPayloadError(f"{value!r} has no time zone", field=name, **where)
+        raise OddsPayloadError(f"{_show(value)} has no time zone", field=name, **where)
     return stamp.astimezone(UTC)
 
 
@@ -403,7 +466,9 @@ def parse_bookmaker(data: object, event_id: str | None = None) -> BookmakerOdds:
     """One ``bookmakers[]`` entry's h2h market (other markets, e.g. ``h2h_lay``, ignored).
 
     ``last_update`` is the h2h market's, else the bookmaker's: the per-event endpoint gives
-    it per market only, /odds gives both.
+    it per market only, /odds gives both. The line itself is checked by
+    :class:`BookmakerOdds`; its complaint is raised as :class:`OddsPayloadError` naming the
+    outcome.
     """
     if not isinstance(data, Mapping):
         raise OddsPayloadError("a bookmaker is not an object", event_id=event_id)
@@ -411,7 +476,7 @@ def parse_bookmaker(data: object, event_id: str | None = None) -> BookmakerOdds:
     where: dict[str, str | None] = {"event_id": event_id, "bookmaker": key}
     markets = data.get("markets")
     if not isinstance(markets, list):
-        raise OddsPayloadError(f"{markets!r:.60} is not a list", field="markets", **where)
+        raise OddsPayloadError(f"{_show(markets)} is not a list", field="markets", **where)
     h2h = [m for m in markets if isinstance(m, Mapping) and m.get("key") == H2H]
     if len(h2h) != 1:
         raise OddsPayloadError(f"{len(h2h)} h2h markets, expected one", field="markets", **where)
@@ -420,8 +485,9 @@ def parse_bookmaker(data: object, event_id: str | None = None) -> BookmakerOdds:
     last_update = _time(stamp_of, "last_update", **where)
     outcomes = market.get("outcomes")
     if not isinstance(outcomes, list):
-        raise OddsPayloadError(f"{outcomes!r:.60} is not a list", field="h2h.outcomes", **where)
-    prices: dict[str, float] = {}
+        raise OddsPayloadError(f"{_show(outcomes)} is not a list", field="h2h.outcomes", **where)
+    prices: dict[str, Any] = {}
+    paths: dict[str, str] = {}
     for i, outcome in enumerate(outcomes):
         path = f"h2h.outcomes[{i}]"
         if not isinstance(outcome, Mapping):
@@ -429,19 +495,20 @@ def parse_bookmaker(data: object, event_id: str | None = None) -> BookmakerOdds:
         name = _text(outcome, "name", **where, path=f"{path}.name")
         if name in prices:
             raise OddsPayloadError(f"{name!r} is listed twice", field=f"{path}.name", **where)
-        try:
-            prices[name] = _check_price(outcome.get("price"), name)
-        except ValueError as exc:
-            raise OddsPayloadError(str(exc), field=f"{path}.price", **where) from None
-    if len(prices) < 2:
-        raise OddsPayloadError(f"{len(prices)} outcome(s)", field="h2h.outcomes", **where)
-    return BookmakerOdds(key, last_update, prices)
+        prices[name], paths[name] = outcome.get("price"), path
+    try:
+        return BookmakerOdds(key, last_update, prices)
+    except _BadPrice as exc:
+        raise OddsPayloadError(str(exc), field=f"{paths[exc.outcome]}.price", **where) from None
+    except ValueError as exc:
+        raise OddsPayloadError(str(exc), field="h2h.outcomes", **where) from None
 
 
 def parse_event(data: object, *, with_odds: bool = True) -> OddsEvent:
     """One event object (from /odds, the per-event odds endpoint, or /events with
     ``with_odds=False``). A malformed bookmaker is skipped and kept in ``skipped``; a
-    malformed event raises :class:`OddsPayloadError`."""
+    malformed event, or one whose home and away teams are the same, raises
+    :class:`OddsPayloadError`."""
     if not isinstance(data, Mapping):
         raise OddsPayloadError("an event is not an object")
     event_id = _text(data, "id")
@@ -453,11 +520,16 @@ def parse_event(data: object, *, with_odds: bool = True) -> OddsEvent:
         home_team=_text(data, "home_team", **where),
         away_team=_text(data, "away_team", **where),
     )
+    if event.home_team == event.away_team:
+        # Which side a price is for could not be told, nor which Kalshi market it prices.
+        raise OddsPayloadError(
+            f"{event.home_team!r} is both the home and the away team", field="away_team", **where
+        )
     if not with_odds:
         return event
     books = data.get("bookmakers")
     if not isinstance(books, list):
-        raise OddsPayloadError(f"{books!r:.60} is not a list", field="bookmakers", **where)
+        raise OddsPayloadError(f"{_show(books)} is not a list", field="bookmakers", **where)
     parsed: list[BookmakerOdds] = []
     skipped: list[OddsPayloadError] = []
     teams = {event.home_team, event.away_team}
@@ -493,8 +565,13 @@ def parse_event(data: object, *, with_odds: bool = True) -> OddsEvent:
 def parse_board(
     data: object, sport: str, fetched_at: datetime, *, with_odds: bool = True
 ) -> OddsBoard:
-    """A JSON array of events. Not an array: :class:`OddsPayloadError`. A bad event or
-    bookmaker: skipped, and listed in :attr:`OddsBoard.problems`."""
+    """A JSON array of ``sport``'s events (any sport's for ``upcoming``).
+
+    Not an array, or a non-empty array of which no event can be read: :class:`OddsPayloadError`
+    (an empty board is a sport with nothing listed; a board of junk is a failure, and must
+    not replace a good one). A bad event, an event of another sport, or a bad bookmaker:
+    skipped, and listed in :attr:`OddsBoard.problems`.
+    """
     if not isinstance(data, list):
         raise OddsPayloadError(f"the {sport} board is not a JSON array but {type(data).__name__}")
     events: list[OddsEvent] = []
@@ -506,6 +583,15 @@ def parse_board(
         except OddsPayloadError as exc:
             problems.append(exc)
             continue
+        if sport != "upcoming" and event.sport_key != sport:
+            problems.append(
+                OddsPayloadError(
+                    f"{event.sport_key!r} is not the sport asked for ({sport})",
+                    event_id=event.id,
+                    field="sport_key",
+                )
+            )
+            continue
         if event.id in seen:
             problems.append(OddsPayloadError("listed twice", event_id=event.id, field="id"))
             continue
@@ -514,19 +600,33 @@ def parse_board(
         problems.extend(event.skipped)
     for problem in problems:
         log.warning("Odds API %s board: skipped %s", sport, problem)
+    if data and not events:
+        raise OddsPayloadError(
+            f"none of the {len(data)} events of the {sport} board could be read; the first "
+            f"problem: {problems[0]}"
+        )
     return OddsBoard(sport, tuple(events), fetched_at, tuple(problems))
 
 
 def parse_sports(data: object) -> list[Sport]:
+    """The ``/v4/sports`` list. Not an array, or no row readable out of a non-empty one:
+    :class:`OddsPayloadError`; a bad row is skipped, and the skipped rows are counted in a
+    warning."""
     if not isinstance(data, list):
         raise OddsPayloadError("the sports list is not a JSON array")
-    out = []
+    out: list[Sport] = []
+    problems: list[OddsPayloadError] = []
     for i, row in enumerate(data):
-        if not isinstance(row, Mapping):
-            raise OddsPayloadError("not an object", field=f"[{i}]")
+        try:
+            if not isinstance(row, Mapping):
+                raise OddsPayloadError("not an object", field=f"[{i}]")
+            key = _text(row, "key", path=f"[{i}].key")
+        except OddsPayloadError as exc:
+            problems.append(exc)
+            continue
         out.append(
             Sport(
-                key=_text(row, "key"),
+                key=key,
                 group=str(row.get("group", "")),
                 title=str(row.get("title", "")),
                 description=str(row.get("description", "")),
@@ -534,6 +634,15 @@ def parse_sports(data: object) -> list[Sport]:
                 has_outrights=row.get("has_outrights") is True,
             )
         )
+    if problems:
+        log.warning(
+            "Odds API sports list: skipped %d of %d rows, the first: %s",
+            len(problems),
+            len(data),
+            problems[0],
+        )
+        if not out:
+            raise OddsPayloadError(f"no row of the sports list could be read: {problems[0]}")
     return out
 
 
@@ -551,12 +660,38 @@ def _iso(t: datetime) -> str:
 
 
 def _header_int(headers: httpx.Headers, name: str) -> int | None:
+    """The header's count of credits, None if absent or not a count (with a warning: a
+    quota read as -3 or 1e30 would mislead whoever budgets the pulls)."""
     value = headers.get(name)
-    try:
-        number = float(value) if value is not None else math.nan
-    except ValueError:
+    if value is None:
         return None
-    return int(number) if math.isfinite(number) else None
+    try:
+        number = float(value)  # the API has sent "495.0" as well as "495"
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number.is_integer() and 0 <= number <= _MAX_QUOTA):
+        log.warning("Odds API header %s = %r is not a count of credits: ignored", name, value)
+        return None
+    return int(number)
+
+
+def _keys(values: Iterable[str], what: str, pattern: re.Pattern[str] = _KEY) -> tuple[str, ...]:
+    """``values`` checked one by one against ``pattern``, duplicates dropped. A string is
+    refused: iterated, "pinnacle" would be sent as p,i,n,n,a,c,l,e."""
+    if isinstance(values, str):
+        raise ValueError(f"{what} = {values!r}: give a list of keys, not a string")
+    keys = tuple(dict.fromkeys(values))
+    for key in keys:
+        if not isinstance(key, str) or not pattern.match(key):
+            raise ValueError(f"{what}: {key!r} is not an Odds API key ({pattern.pattern})")
+    return keys
+
+
+def _positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} = {value!r}: must be a number")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} = {value!r}: must be finite and above zero")
 
 
 class OddsClient:
@@ -589,12 +724,21 @@ class OddsClient:
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValueError("api_key must be a non-empty string")
-        if max_retries < 0:
-            raise ValueError(f"max_retries = {max_retries}: must be zero or more")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries = {max_retries!r}: must be a whole number, 0 or more")
+        for name, value in (
+            ("timeout", timeout),
+            ("rate_limit_delay", rate_limit_delay),
+            ("retry_base", retry_base),
+            ("retry_cap", retry_cap),
+        ):
+            _positive(name, value)
+        if auth_backoff <= timedelta(0):
+            raise ValueError(f"auth_backoff = {auth_backoff}: must be above zero")
         install_log_redaction()
         self.base_url = base_url.rstrip("/")
-        self.bookmakers = tuple(bookmakers)
-        self.regions = tuple(regions)
+        self.bookmakers = _keys(bookmakers, "bookmakers")
+        self.regions = _keys(regions, "regions")
         self.max_retries = max_retries
         self.rate_limit_delay = rate_limit_delay
         self.retry_base = retry_base
@@ -612,7 +756,8 @@ class OddsClient:
         )
         self._quota: OddsQuota | None = None
         self._refusal: tuple[datetime, OddsApiError] | None = None
-        self._last_good: dict[str, OddsBoard] = {}
+        # Keyed by sport and the request's parameters (see _board_key).
+        self._last_good: dict[tuple[str, tuple[tuple[str, str], ...]], OddsBoard] = {}
 
     @classmethod
     def from_config(
@@ -653,8 +798,19 @@ class OddsClient:
             return None
         return self._refusal[0]
 
-    def last_good(self, sport: str) -> OddsBoard | None:
-        return self._last_good.get(sport)
+    def last_good(
+        self,
+        sport: str,
+        *,
+        bookmakers: Sequence[str] | None = None,
+        regions: Sequence[str] | None = None,
+        commence_from: datetime | None = None,
+        commence_to: datetime | None = None,
+    ) -> OddsBoard | None:
+        """The last good board :meth:`pull` got for ``sport`` with this selection and these
+        filters (the defaults: the client's own selection, no time filter)."""
+        key = self._board_key(sport, bookmakers, regions, commence_from, commence_to, True)
+        return self._last_good.get(key)
 
     # ------------------------------------------------------------------ endpoints
 
@@ -692,11 +848,12 @@ class OddsClient:
         Costs one credit per region: ≤ 10 bookmakers count as one region, more are refused
         (:class:`TooManyBookmakersError`) unless ``accept_cost``.
         """
-        params = (
-            self._selection(bookmakers, regions, accept_cost)
-            | {"markets": H2H, "oddsFormat": "decimal", "dateFormat": "iso"}
-            | _filters(event_ids, commence_from, commence_to)
+        params = self._odds_params(
+            bookmakers, regions, event_ids, commence_from, commence_to, accept_cost
         )
+        return await self._odds(sport, params)
+
+    async def _odds(self, sport: str, params: Mapping[str, str]) -> OddsBoard:
         data = await self._get(f"/v4/sports/{_sport(sport)}/odds", params, paid=True)
         return parse_board(data, sport, self._clock())
 
@@ -711,8 +868,7 @@ class OddsClient:
     ) -> OddsEvent:
         """``GET /v4/sports/{sport}/events/{id}/odds`` for h2h: one game at once (the
         adverse-selection check). Malformed bookmakers are in the event's ``skipped``."""
-        if not _EVENT_ID.match(event_id):
-            raise ValueError(f"{event_id!r} is not an Odds API event id")
+        _keys((event_id,), "event_id", _EVENT_ID)
         params = self._selection(bookmakers, regions, accept_cost) | {
             "markets": H2H,
             "oddsFormat": "decimal",
@@ -731,25 +887,49 @@ class OddsClient:
         commence_to: datetime | None = None,
         accept_cost: bool = False,
     ) -> PullResult:
-        """:meth:`odds`, keeping the last good board of ``sport``: never raises an API,
-        network or payload failure (bad arguments still raise)."""
+        """:meth:`odds`, keeping the last good board of ``sport`` per selection and filters:
+        never raises an API, network or payload failure (bad arguments still raise, before
+        anything is sent or kept)."""
+        key = self._board_key(sport, bookmakers, regions, commence_from, commence_to, accept_cost)
         attempted = self._clock()
         try:
-            board = await self.odds(
-                sport,
-                bookmakers=bookmakers,
-                regions=regions,
-                commence_from=commence_from,
-                commence_to=commence_to,
-                accept_cost=accept_cost,
-            )
+            board = await self._odds(sport, dict(key[1]))
         except OddsError as exc:
             log.warning("Odds API %s pull failed, keeping the last good board: %s", sport, exc)
-            return PullResult(sport, self._last_good.get(sport), exc, attempted)
-        self._last_good[sport] = board
+            return PullResult(sport, self._last_good.get(key), exc, attempted)
+        self._last_good[key] = board
         return PullResult(sport, board, None, attempted)
 
     # ------------------------------------------------------------------ plumbing
+
+    def _odds_params(
+        self,
+        bookmakers: Sequence[str] | None,
+        regions: Sequence[str] | None,
+        event_ids: Iterable[str],
+        commence_from: datetime | None,
+        commence_to: datetime | None,
+        accept_cost: bool,
+    ) -> dict[str, str]:
+        return (
+            self._selection(bookmakers, regions, accept_cost)
+            | {"markets": H2H, "oddsFormat": "decimal", "dateFormat": "iso"}
+            | _filters(event_ids, commence_from, commence_to)
+        )
+
+    def _board_key(
+        self,
+        sport: str,
+        bookmakers: Sequence[str] | None,
+        regions: Sequence[str] | None,
+        commence_from: datetime | None,
+        commence_to: datetime | None,
+        accept_cost: bool,
+    ) -> tuple[str, tuple[tuple[str, str], ...]]:
+        # A board stands in only for a pull of the same sport with the same books or
+        # regions and the same time filters: anything else priced on it is another line.
+        params = self._odds_params(bookmakers, regions, (), commence_from, commence_to, accept_cost)
+        return _sport(sport), tuple(sorted(params.items()))
 
     def _selection(
         self, bookmakers: Sequence[str] | None, regions: Sequence[str] | None, accept_cost: bool
@@ -758,8 +938,12 @@ class OddsClient:
             raise ValueError("give bookmakers or regions, not both (bookmakers override regions)")
         if bookmakers is None and regions is None:
             bookmakers, regions = self.bookmakers or None, self.regions or None
+        if bookmakers is not None:
+            bookmakers = _keys(bookmakers, "bookmakers")
+        if regions is not None:
+            regions = _keys(regions, "regions")
         if bookmakers:
-            books = list(dict.fromkeys(b.strip() for b in bookmakers if b.strip()))
+            books = bookmakers
             units = math.ceil(len(books) / BOOKS_PER_REGION)
             if units > 1 and not accept_cost:
                 raise TooManyBookmakersError(
@@ -769,7 +953,7 @@ class OddsClient:
                 )
             return {"bookmakers": ",".join(books)}
         if regions:
-            return {"regions": ",".join(r.strip() for r in regions if r.strip())}
+            return {"regions": ",".join(regions)}
         raise ValueError("no bookmakers and no regions: the API needs one of them")
 
     def _check_refusal(self, paid: bool) -> None:
@@ -786,17 +970,21 @@ class OddsClient:
         self._check_refusal(paid)
         attempt = 0
         while True:
+            response: httpx.Response | None = None
+            failure, retry = "", False
             try:
                 response = await self._http.get(path, params={**params, "apiKey": self._key})
-            except httpx.TransportError as exc:
-                error: OddsError = OddsTransportError(
-                    f"GET {path} failed: {type(exc).__name__}: {redact(str(exc), self._key)}"
-                )
+            except httpx.HTTPError as exc:
+                # Only words leave this block: an error raised in it would keep the httpx
+                # exception, whose request URL holds the key, as its __context__.
+                failure = f"GET {path} failed: {type(exc).__name__}: {redact(str(exc), self._key)}"
+                # Network failures are retried; others (e.g. too many redirects) are not.
+                retry = isinstance(exc, httpx.TransportError)
+            if response is None:
+                error: OddsError = OddsTransportError(failure)
+                if not retry:
+                    raise error
                 delay = self._backoff(attempt)
-            except httpx.HTTPError as exc:  # not worth retrying (e.g. too many redirects)
-                raise OddsTransportError(
-                    f"GET {path} failed: {type(exc).__name__}: {redact(str(exc), self._key)}"
-                ) from None
             else:
                 self._note_quota(response)
                 if response.is_success:
@@ -807,7 +995,7 @@ class OddsClient:
                     raise api_error
                 error = api_error
                 delay = (
-                    self.rate_limit_delay + self._rng.uniform(0.0, 1.0)
+                    min(self.rate_limit_delay + self._rng.uniform(0.0, 1.0), self.retry_cap)
                     if response.status_code == 429
                     else self._backoff(attempt)
                 )
@@ -825,14 +1013,15 @@ class OddsClient:
             await self._sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
-        # Exponential with jitter, so that many clients do not retry in step.
-        return min(self.retry_base * 2.0**attempt, self.retry_cap) * self._rng.uniform(0.5, 1.5)
+        # Exponential with jitter (so that many clients do not retry in step), jitter
+        # included never above retry_cap.
+        return min(self.retry_base * 2.0**attempt, self.retry_cap) * self._rng.uniform(0.5, 1.0)
 
     def _decode(self, response: httpx.Response, path: str) -> Any:
-        try:
-            return json.loads(response.content)
-        except ValueError:
-            raise OddsPayloadError(f"GET {path}: the body is not JSON") from None
+        data = _loads(response.content)
+        if data is _NOT_JSON:
+            raise OddsPayloadError(f"GET {path}: the body is not JSON (or nests too deeply)")
+        return data
 
     def _note_quota(self, response: httpx.Response) -> None:
         remaining, used, last = (
@@ -843,27 +1032,31 @@ class OddsClient:
             self._quota = OddsQuota(remaining, used, last, self._clock())
 
     def _api_error(self, response: httpx.Response) -> OddsApiError:
+        """The error a refusal stands for. Whatever the server wrote is redacted first and
+        cut short after: cut first, a key straddling the cut would keep its first chars."""
+
+        def clean(text: str, limit: int = _BODY_QUOTE) -> str:
+            return redact(text, self._key)[:limit].strip()
+
         status = response.status_code
-        try:
-            body = json.loads(response.content)
-        except ValueError:
-            body = None
+        body = _loads(response.content)
         if isinstance(body, Mapping) and isinstance(body.get("error_code"), str):
-            message = redact(str(body.get("message", "")), self._key)
+            message = clean(str(body.get("message", "")))
             url = body.get("details_url")
-            code = body["error_code"]
+            url = clean(url) if isinstance(url, str) else None
+            code = clean(body["error_code"], 60)
         else:
-            message = redact(response.text[:200].strip(), self._key) or response.reason_phrase
+            message = clean(response.text) or response.reason_phrase
             code, url = f"HTTP_{status}", None
         minutes = self.auth_backoff.total_seconds() / 60
         note = (
             f" (calls pause for {minutes:.0f} min)"
-            if code in _KEY_CODES
+            if _is_key_problem(status, code)
             else f" (paid calls pause for {minutes:.0f} min)"
             if code in _CREDIT_CODES
             else ""
         )
-        return OddsApiError(status, code, message, url if isinstance(url, str) else None, note=note)
+        return OddsApiError(status, code, message, url, note=note)
 
     def _note_refusal(self, error: OddsApiError) -> None:
         if error.is_key_problem or error.is_out_of_credits:
@@ -871,7 +1064,7 @@ class OddsClient:
 
 
 def _sport(sport: str) -> str:
-    if sport == "upcoming" or _SPORT_KEY.match(sport):
+    if sport == "upcoming" or _KEY.match(sport):
         return sport
     raise ValueError(f"{sport!r} is not an Odds API sport key (e.g. basketball_nba)")
 
@@ -880,10 +1073,7 @@ def _filters(
     event_ids: Iterable[str], commence_from: datetime | None, commence_to: datetime | None
 ) -> dict[str, str]:
     params: dict[str, str] = {}
-    ids = list(event_ids)
-    for event_id in ids:
-        if not _EVENT_ID.match(event_id):
-            raise ValueError(f"{event_id!r} is not an Odds API event id")
+    ids = _keys(event_ids, "event_ids", _EVENT_ID)
     if ids:
         params["eventIds"] = ",".join(ids)
     if commence_from is not None:

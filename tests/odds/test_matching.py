@@ -116,7 +116,12 @@ def test_near_miss_names_do_not_match(kalshi: str, odds: str, sport: str) -> Non
 def test_exact_beats_partial_and_normalisation_is_symmetric() -> None:
     assert team_score("Boston Celtics", "Boston Celtics") == 1.0
     assert team_score("Boston", "Boston Celtics") < 1.0
-    assert normalise_name("Brighton & Hove Albion FC") == normalise_name("Brighton and Hove Albion")
+    assert normalise_name("Brighton & Hove Albion") == normalise_name("Brighton and Hove Albion")
+    # A club word is dropped in front only: "Los Angeles FC" is not "Los Angeles" (Galaxy).
+    assert normalise_name("FC Barcelona") == normalise_name("Barcelona")
+    assert normalise_name("Los Angeles FC") == ("los", "angeles", "fc")
+    assert team_score("Brighton & Hove Albion FC", "Brighton and Hove Albion") >= 0.9
+    assert team_score("Los Angeles FC", "LA Galaxy", "soccer_usa_mls") == 0.0
     assert normalise_name("St. Mary's") == ("saint", "marys")
     assert normalise_name("Michigan St.") == ("michigan", "state")
 
@@ -212,8 +217,10 @@ def test_soccer_tie_market_maps_to_the_draw() -> None:
         (timedelta(days=1), True, False),
         # Only the date (26MAR31, Eastern) known: any time that day, ±3 h.
         (timedelta(hours=4), False, True),  # 03:30Z = 23:30 EDT on the 31st
-        (timedelta(hours=-22), False, True),  # 01:30Z on the 31st = 21:30 EDT on the 30th
-        (timedelta(hours=-23), False, False),  # 20:30 EDT on the 30th: 3.5 h before the day
+        (timedelta(hours=-19), False, True),  # 04:30Z on the 31st = 00:30 EDT on the 31st
+        # The day opens at Eastern midnight: 21:30 EDT on the 30th is the day before's game
+        # (a back-to-back), however close.
+        (timedelta(hours=-22), False, False),
         (timedelta(hours=-27), False, False),
         (timedelta(days=1), False, False),  # right teams, a day off
     ],
@@ -266,8 +273,15 @@ def test_a_known_start_decides_between_rematches_only_when_one_is_close() -> Non
     other = event("Houston Rockets", "New York Knicks", START + timedelta(minutes=50))
     (m,) = match_games([g], [near, other]).matches
     assert m.event is near
-    both_close = event("Houston Rockets", "New York Knicks", START - timedelta(minutes=10))
-    (u,) = match_games([g], [near, both_close]).unmatched
+    # Both close: the ticker's order of the teams (away first) settles it when only one
+    # event lists them that way round...
+    swapped = event("Houston Rockets", "New York Knicks", START - timedelta(minutes=10))
+    (m,) = match_games([g], [near, swapped]).matches
+    assert m.event is near
+    assert not m.venue_swapped
+    # ...and when both do, nothing is guessed.
+    twin = event("New York Knicks", "Houston Rockets", START - timedelta(minutes=10), event_id="x")
+    (u,) = match_games([g], [near, twin]).unmatched
     assert u.reason is Reason.AMBIGUOUS
 
 

@@ -342,13 +342,29 @@ def test_malformed_events_are_skipped_and_a_non_array_board_fails() -> None:
     no_home = dict(NBA_BOARD[0], id="e2")
     del no_home["home_team"]
     bad_time = dict(NBA_BOARD[0], id="e3", commence_time="soon")
-    board = parse_board([NBA_BOARD[0], no_home, bad_time, "junk", NBA_BOARD[0]], "nba", T0)
+    nhl = dict(NBA_BOARD[0], id="e4", sport_key="icehockey_nhl")
+    same_teams = dict(NBA_BOARD[0], id="e5", away_team=NBA_BOARD[0]["home_team"])
+    rows = [NBA_BOARD[0], no_home, bad_time, "junk", NBA_BOARD[0], nhl, same_teams]
+    board = parse_board(rows, "basketball_nba", T0)
     assert [e.id for e in board.events] == ["e1"]
-    assert board.skipped_events == 4
+    assert board.skipped_events == 6
     fields = [(p.event_id, p.field) for p in board.problems]
-    assert fields == [("e2", "home_team"), ("e3", "commence_time"), (None, None), ("e1", "id")]
+    assert fields == [
+        ("e2", "home_team"),
+        ("e3", "commence_time"),
+        (None, None),
+        ("e1", "id"),
+        ("e4", "sport_key"),
+        ("e5", "away_team"),
+    ]
+    # Any sport's events make up the "upcoming" board.
+    assert [e.id for e in parse_board([nhl], "upcoming", T0).events] == ["e4"]
     with pytest.raises(OddsPayloadError, match="not a JSON array"):
         parse_board({"message": "?"}, "basketball_nba", T0)
+    # A board of junk fails (it must not replace a good board); an empty one is no games.
+    with pytest.raises(OddsPayloadError, match="none of the 2 events"):
+        parse_board([no_home, "junk"], "basketball_nba", T0)
+    assert parse_board([], "basketball_nba", T0).events == ()
 
 
 # --------------------------------------------------------------------------- quota, errors
