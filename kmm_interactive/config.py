@@ -312,6 +312,15 @@ class TheoConfig(_Section):
     max_age: Seconds = setting(
         Seconds(2700.0), lo=60.0, hi=86400.0, about="older theo stops quoting the game"
     )
+    #: The adverse-selection check: one game's odds are pulled at once when |q| reaches this
+    #: fraction of its cap, or when ``recheck_fills`` fills arrive within ``recheck_window``;
+    #: until the pull returns only the sides that reduce exposure quote.
+    recheck_skew: float = setting(0.5, lo=0.0, hi=1.0, lo_open=True, about="fraction of the cap")
+    recheck_fills: int = setting(4, lo=1, hi=1000)
+    recheck_window: Seconds = setting(Seconds(60.0), lo=1.0, hi=3600.0)
+    recheck_min_interval: Seconds = setting(
+        Seconds(120.0), lo=0.0, hi=86400.0, about="at most one recheck per game this often"
+    )
 
     def consensus_params(self) -> ConsensusParams:
         from datetime import timedelta
@@ -349,12 +358,20 @@ class RiskConfig(_Section):
     ws_down_after: Seconds = setting(Seconds(5.0), lo=0.5, hi=600.0)
     max_rest_error_rate: float = setting(0.25, lo=0.0, hi=1.0, lo_open=True)
     rest_error_window: Seconds = setting(Seconds(60.0), lo=1.0, hi=3600.0)
-    loop_stall_after: Seconds = setting(Seconds(2.0), lo=0.1, hi=60.0)
+    loop_stall_after: Seconds = setting(
+        Seconds(5.0), lo=0.1, hi=60.0, about="the watchdog cancels everything after this stall"
+    )
     kill_verify_timeout: Seconds = setting(Seconds(60.0), lo=1.0, hi=600.0)
     kill_clean_checks: int = setting(3, lo=1, hi=20)
     order_group_contracts: int = setting(
         200, lo=1, hi=1_000_000, about="contracts per rolling 15 s per game"
     )
+    #: Beyond this fraction of its cap a game is over-exposed: its reducing sides may pay up
+    #: to the break-even price of the position (fees included), even through theo.
+    over_exposed: float = setting(0.5, lo=0.0, hi=1.0, lo_open=True, about="fraction of the cap")
+    #: Reconciliation mismatches (within ``mismatch_window``) that halt a game.
+    mismatch_halt_after: int = setting(3, lo=1, hi=100)
+    mismatch_window: Seconds = setting(Seconds(300.0), lo=1.0, hi=86400.0)
 
 
 @dataclass(frozen=True)
@@ -367,6 +384,9 @@ class QuotingConfig(_Section):
     min_rest: Seconds = setting(
         Seconds(2.0), lo=0.0, hi=600.0, about="an order rests at least this long before a requote"
     )
+    #: A partly filled quote is topped up (losing its queue place) only once what rests
+    #: falls below this fraction of the wanted size.
+    refill_below: float = setting(0.5, lo=0.0, hi=1.0, about="fraction of the quote size")
 
 
 @dataclass(frozen=True)

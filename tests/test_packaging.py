@@ -50,6 +50,10 @@ LAYERS = {
     # Wire I/O: the client never imports the simulator, and the odds side never the Kalshi side.
     "kalshi": {"domain", "pricing", "config", "kalshi"},
     "odds": {"domain", "pricing", "config", "odds"},
+    # Pure decisions: no I/O, so nothing below pricing.
+    "strategy": {"domain", "pricing", "strategy"},
+    # The runtime drives the wire clients; it never imports the simulator.
+    "engine": {"domain", "pricing", "config", "strategy", "kalshi", "odds", "engine"},
     "cli": {"*"},
     "__init__": set(),
     "__main__": {"cli"},
