@@ -1,4 +1,5 @@
-"""Helpers for the client tests: the embedded exchange on loopback with two funded accounts.
+"""Helpers for the client and engine tests: the embedded exchange on loopback with two funded
+accounts.
 
 The client is tested over real HTTP and WebSockets against ``sim/``, which was written from
 the same documentation independently of it.
