@@ -384,6 +384,12 @@ class QuotingConfig(_Section):
     min_rest: Seconds = setting(
         Seconds(2.0), lo=0.0, hi=600.0, about="an order rests at least this long before a requote"
     )
+    back_off_hold: Seconds = setting(
+        Seconds(30.0),
+        lo=0.0,
+        hi=3600.0,
+        about="after backing off from a competitor, do not outbid it again for this long",
+    )
     #: A partly filled quote is topped up (losing its queue place) only once what rests
     #: falls below this fraction of the wanted size.
     refill_below: float = setting(0.5, lo=0.0, hi=1.0, about="fraction of the quote size")

@@ -102,18 +102,29 @@ def maker_fee(
     return fee if charged else ZERO
 
 
-def fee_per_contract(
-    prices: Sequence[Decimal], *, maker: bool, fees: SeriesFees
-) -> NDArray[np.float64]:
-    """Expected fee per contract at each price, unrounded, as floats for the quoting math.
+def expected_fee(price: Decimal, *, maker: bool, fees: SeriesFees) -> Decimal:
+    """Expected fee per contract at ``price``, exact and unrounded: what a decision prices in.
 
-    Computed exactly and converted last, so that P and 1 − P get bit-identical fees.
+    Kalshi rounds each fill's fee up and refunds the accumulated rounding per order, so over
+    an order's fills the unrounded formula is what a contract costs.
     """
     charged = charges_maker_fee(fees.fee_type)  # also refuses fee types we cannot price
     if maker and not charged:
-        return np.zeros(len(prices), dtype=np.float64)
+        return ZERO
     scale = (MAKER_COEFFICIENT if maker else TAKER_COEFFICIENT) * fees.multiplier
-    return np.array([float(scale * p * (ONE - p)) for p in prices], dtype=np.float64)
+    return scale * price * (ONE - price)
+
+
+def fee_per_contract(
+    prices: Sequence[Decimal], *, maker: bool, fees: SeriesFees
+) -> NDArray[np.float64]:
+    """:func:`expected_fee` at each price, as floats for the quoting math.
+
+    Computed exactly and converted last, so that P and 1 − P get bit-identical fees.
+    """
+    return np.array(
+        [float(expected_fee(p, maker=maker, fees=fees)) for p in prices], dtype=np.float64
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,306 @@
+"""``decide(game_state, params, now)``: the quotes one game wants, from theo to sizes.
+
+For each inventory of the game (a two-team game is one inventory over its two books; a
+three-way soccer game is three single-book inventories, a documented limitation), and for
+each of its sides (bid A, ask A, bid B, ask B):
+
+1. **State.** Halts in force (the engine's, plus the two this function derives from the
+   clock: the game is about to start, the theo is too old) give ACTIVE, REDUCING (only
+   sides that shrink |q|) or HALTED (nothing).
+2. **Quote table.** The monopsony tick at (q, τ), τ = seconds until we stop quoting
+   (start − buffer). The table was solved at the theo in force; its theo is the one every
+   limit below uses.
+3. **Limits.** The edge limit (min edge after the maker fee); for the reducing sides of an
+   over-exposed inventory, the break-even ceiling when it is more aggressive (risk.py).
+   The monopsony tick is pulled inside the limit.
+4. **Competition.** Outbid, join or back off (competition.py), with hysteresis.
+5. **Sizes.** The worst case of every resting order filling together stays inside the cap
+   (risk.py); a side left with no room does not quote.
+
+Every side gets a reason string for the UI. Pure: no I/O, no clock reads; the engine and
+the strategy lab call the same function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from types import MappingProxyType
+
+from kmm_interactive.domain import ONE, ZERO, Game, GameSide, Market, Side
+from kmm_interactive.pricing.quote_table import QuoteTable
+from kmm_interactive.strategy import risk
+from kmm_interactive.strategy.competition import Mode, compete
+from kmm_interactive.strategy.halts import HaltReason, TradingState, describe, trading_state
+
+
+@dataclass(frozen=True)
+class BookView:
+    """One market's book as the others show it: best prices as ticks of the market's grid
+    with our own resting size removed (None for an empty side), and their total size."""
+
+    best_bid: int | None = None
+    best_ask: int | None = None
+    depth: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class Resting:
+    """Our live order on one side: its tick, what rests, when its price last changed."""
+
+    tick: int
+    size: Decimal
+    since: datetime
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """One inventory: ``markets`` is (A, B) for a two-team game or (X,) for one market of a
+    three-way game; ``books`` lines up with it. ``q`` is signed in units of the first
+    market's YES; ``claim_cost`` is the average cost of the claims q is made of, fees
+    included (None when flat). ``table`` is None while none is solved."""
+
+    markets: tuple[Market, ...]
+    books: tuple[BookView, ...]
+    table: QuoteTable | None
+    q: Decimal = ZERO
+    claim_cost: Decimal | None = None
+    resting: Mapping[GameSide, Resting] = field(default_factory=lambda: MappingProxyType({}))
+    #: When each side started backing off from a competitor (the last decision's
+    #: ``backed_off_since``, carried forward by the caller).
+    backed_off: Mapping[GameSide, datetime] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        if len(self.markets) not in (1, 2) or len(self.books) != len(self.markets):
+            raise ValueError("a unit is one or two markets, with one book view each")
+
+    @property
+    def sides(self) -> tuple[GameSide, ...]:
+        return tuple(GameSide) if len(self.markets) == 2 else (GameSide.BID_A, GameSide.ASK_A)
+
+    def market(self, side: GameSide) -> Market:
+        return self.markets[0 if side.leg.sign > 0 else 1]
+
+    def book(self, side: GameSide) -> BookView:
+        return self.books[0 if side.leg.sign > 0 else 1]
+
+
+@dataclass(frozen=True)
+class GameState:
+    """Everything ``decide`` looks at for one game."""
+
+    game: Game
+    units: tuple[UnitState, ...]
+    theo_as_of: datetime | None
+    halts: frozenset[HaltReason] = frozenset()
+
+
+@dataclass(frozen=True)
+class QuoteParams:
+    """The game's risk and quoting parameters (the sport profile with the trader's changes).
+    γ, σ, A and k are in the quote table; these act after it."""
+
+    cap: int
+    quote_size: int
+    min_edge: Decimal
+    liquidity_factor: float
+    over_exposed: float
+    min_rest: float
+    back_off_hold: float
+    start_buffer: float
+    theo_max_age: float
+
+    def __post_init__(self) -> None:
+        if self.cap < 1 or not 1 <= self.quote_size <= self.cap:
+            raise ValueError(f"need 1 <= quote_size ({self.quote_size}) <= cap ({self.cap})")
+        if self.min_edge < 0 or min(self.min_rest, self.back_off_hold, self.start_buffer) < 0:
+            raise ValueError(
+                "min_edge, min_rest, back_off_hold and start_buffer must not be negative"
+            )
+        if not 0 < self.over_exposed <= 1 or self.theo_max_age <= 0:
+            raise ValueError("need 0 < over_exposed <= 1 and theo_max_age > 0")
+
+
+@dataclass(frozen=True)
+class DesiredQuote:
+    """What one side wants: a tick and size, or nothing (``tick`` None, ``size`` 0)."""
+
+    ticker: str
+    side: Side
+    game_side: GameSide
+    tick: int | None
+    price: Decimal | None
+    size: int
+    reason: str
+    ceiling: int | None = None
+    competitor: int | None = None
+    #: Set while this side stays backed off from a competitor above its ceiling: the
+    #: caller passes it back as ``UnitState.backed_off`` on the next decision.
+    backed_off_since: datetime | None = None
+
+    @property
+    def quoting(self) -> bool:
+        return self.tick is not None and self.size > 0
+
+
+@dataclass(frozen=True)
+class UnitDecision:
+    tickers: tuple[str, ...]
+    q: Decimal
+    cap: int
+    over_exposed: bool
+    quotes: tuple[DesiredQuote, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The game's wanted quotes, keyed by (market ticker, side) for the order manager."""
+
+    event_ticker: str
+    state: TradingState
+    halts: frozenset[HaltReason]
+    units: tuple[UnitDecision, ...]
+
+    @property
+    def quotes(self) -> Mapping[tuple[str, Side], DesiredQuote]:
+        return {(d.ticker, d.side): d for u in self.units for d in u.quotes}
+
+
+def clock_halts(
+    game: Game, theo_as_of: datetime | None, params: QuoteParams, now: datetime
+) -> frozenset[HaltReason]:
+    """The halts that follow from the time alone: the start is within the buffer, or the
+    theo is missing or older than its maximum age."""
+    found = set()
+    if game.seconds_to_start(now) <= params.start_buffer:
+        found.add(HaltReason.GAME_STARTED)
+    if theo_as_of is None or (now - theo_as_of).total_seconds() > params.theo_max_age:
+        found.add(HaltReason.STALE_THEO)
+    return frozenset(found)
+
+
+def decide(state: GameState, params: QuoteParams, now: datetime) -> Decision:
+    """The quotes ``state``'s game wants at ``now`` (see the module doc)."""
+    halts = state.halts | clock_halts(state.game, state.theo_as_of, params, now)
+    trading = trading_state(halts)
+    tau = state.game.seconds_to_start(now) - params.start_buffer
+    units = tuple(_decide_unit(unit, params, now, trading, halts, tau) for unit in state.units)
+    return Decision(state.game.event_ticker, trading, halts, units)
+
+
+def _nothing(unit: UnitState, side: GameSide, reason: str) -> DesiredQuote:
+    return DesiredQuote(unit.market(side).ticker, side.side, side, None, None, 0, reason)
+
+
+def _decide_unit(
+    unit: UnitState,
+    params: QuoteParams,
+    now: datetime,
+    trading: TradingState,
+    halts: frozenset[HaltReason],
+    tau: float,
+) -> UnitDecision:
+    tickers = tuple(m.ticker for m in unit.markets)
+    depth = sum((b.depth for b in unit.books), ZERO)
+    cap = risk.effective_cap(params.cap, params.quote_size, params.liquidity_factor, depth)
+    exposed = risk.over_exposed(unit.q, cap, params.over_exposed)
+    if trading is TradingState.HALTED or unit.table is None:
+        why = f"halted: {describe(halts)}" if trading is TradingState.HALTED else "no quote table"
+        idle = tuple(_nothing(unit, s, why) for s in unit.sides)
+        return UnitDecision(tickers, unit.q, cap, exposed, idle)
+    table = unit.table
+    monopsony = table.quote(unit.q, tau)
+    theo_a = Decimal(table.problem.p)
+    planned: dict[GameSide, DesiredQuote] = {}
+    for side in unit.sides:
+        planned[side] = _price_side(
+            unit, side, monopsony[side], theo_a, params, now, trading, exposed
+        )
+    sizes = risk.allocate_sizes(
+        unit.q, cap, params.quote_size, [s for s, d in planned.items() if d.tick is not None]
+    )
+    quotes: list[DesiredQuote] = []
+    for side, wanted in planned.items():
+        size = sizes.get(side, 0)
+        if wanted.tick is not None and size == 0:
+            wanted = _nothing(unit, side, f"at cap ({cap}, q = {unit.q})")
+        quotes.append(dataclasses.replace(wanted, size=size if wanted.tick is not None else 0))
+    return UnitDecision(tickers, unit.q, cap, exposed, tuple(quotes))
+
+
+def _price_side(
+    unit: UnitState,
+    side: GameSide,
+    own: int | None,
+    theo_a: Decimal,
+    params: QuoteParams,
+    now: datetime,
+    trading: TradingState,
+    exposed: bool,
+) -> DesiredQuote:
+    market, book = unit.market(side), unit.book(side)
+    grid, fees, yes_side = market.grid, market.fees, side.side
+    if trading is TradingState.REDUCING and not risk.reduces(side, unit.q):
+        return _nothing(unit, side, "reducing only")
+    if own is None:
+        return _nothing(unit, side, "no price pays at this inventory")
+    theo = theo_a if side.leg.sign > 0 else ONE - theo_a
+    ceiling = risk.edge_limit(yes_side, theo, params.min_edge, grid, fees)
+    limit_note = "edge"
+    if exposed and unit.claim_cost is not None and risk.reduces(side, unit.q):
+        even = risk.break_even_ceiling(yes_side, unit.claim_cost, grid, fees)
+        if risk.more_aggressive(yes_side, ceiling, even) != ceiling:
+            ceiling, limit_note = even, "break-even"
+    if ceiling is None:
+        return _nothing(unit, side, "no price clears the edge")
+    own = risk.less_aggressive(yes_side, own, ceiling)
+    resting = unit.resting.get(side)
+    since = unit.backed_off.get(side)
+    backing = since is not None and (now - since).total_seconds() < params.back_off_hold
+    mine, other = (
+        (book.best_bid, book.best_ask)
+        if yes_side is Side.BID
+        else (
+            book.best_ask,
+            book.best_bid,
+        )
+    )
+    result = compete(
+        yes_side,
+        own,
+        ceiling,
+        best_other=mine,
+        opposite_other=other,
+        levels=len(grid),
+        resting=resting.tick if resting else None,
+        resting_age=(now - resting.since).total_seconds() if resting else None,
+        min_rest=params.min_rest,
+        backing_off=backing,
+    )
+    if result.mode is Mode.BACK_OFF:
+        memory = since if backing else now
+    else:
+        memory = since if result.mode is Mode.HOLD else None
+    if result.tick is None:
+        return _nothing(unit, side, str(result.mode))
+    price = grid.price(result.tick)
+    reason = f"{result.mode} {price}"
+    if result.mode in (Mode.OUTBID, Mode.JOIN, Mode.BACK_OFF) and mine is not None:
+        reason += f" (competitor {grid.price(mine)}, {limit_note} limit {grid.price(ceiling)})"
+    elif limit_note == "break-even":
+        reason += f" (break-even limit {grid.price(ceiling)})"
+    return DesiredQuote(
+        market.ticker,
+        yes_side,
+        side,
+        result.tick,
+        price,
+        0,
+        reason,
+        ceiling,
+        result.competitor,
+        memory,
+    )
