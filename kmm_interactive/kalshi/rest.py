@@ -281,7 +281,7 @@ class OrderChange:
 # --------------------------------------------------------------------------- helpers
 
 
-def _base_url(base: str) -> str:
+def base_url_for(base: str) -> str:
     endpoints = KALSHI_ENDPOINTS.get(base)
     if endpoints is not None:
         return endpoints.rest
@@ -302,7 +302,7 @@ def _seg(value: str, what: str = "ticker") -> str:
     return quote(value, safe="")
 
 
-def _id(value: str, what: str = "order id") -> str:
+def checked_id(value: str, what: str = "order id") -> str:
     """An order or order-group id checked against :data:`_ID` (so also safe in a path)."""
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise ValueError(f"{what} {str(value)[:40]!r} is not an id (letters, digits, - and _)")
@@ -334,7 +334,7 @@ def _is_not_found(error: KalshiError) -> bool:
     return error.code.lower() in _NOT_FOUND
 
 
-def _transport_failure(exc: httpx.HTTPError, method: str, path: str) -> TransportError:
+def transport_failure(exc: httpx.HTTPError, method: str, path: str) -> TransportError:
     """The TransportError for any httpx failure; made from the text only, so that the
     httpx request (whose headers hold the key id and signature) is not kept."""
     if isinstance(exc, httpx.TimeoutException):
@@ -392,7 +392,7 @@ class KalshiRest:
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch {max_batch} must be at least 1")
-        self.base_url = _base_url(base)
+        self.base_url = base_url_for(base)
         self.limiter = limiter or RateLimiter.for_tier("basic", sleep=sleep)
         self.retry = retry or Retry()
         self.max_batch = max_batch
@@ -435,7 +435,7 @@ class KalshiRest:
         try:
             return await self._http.request(method, path, params=_query(params), json=body)
         except httpx.HTTPError as exc:
-            return _transport_failure(exc, method, path)
+            return transport_failure(exc, method, path)
 
     async def _send(
         self, method: str, path: str, params: Params | None, body: object, items_: int
@@ -914,7 +914,7 @@ class KalshiRest:
     ) -> OrderChange:
         """New price and/or size. ``count`` is the new total: already filled plus the
         remainder wanted resting. Not retried after a 5xx or timeout (see module doc)."""
-        path = f"{ORDERS}/{_id(order_id)}/amend"
+        path = f"{ORDERS}/{checked_id(order_id)}/amend"
         body: dict[str, object] = {
             "ticker": ticker,
             "side": Side(side).value,
@@ -939,7 +939,7 @@ class KalshiRest:
         """Shrink the resting remainder, keeping queue priority. Exactly one of ``reduce_by``
         (positive) and ``reduce_to`` (0 or more; 0 cancels); only ``reduce_to`` is retried
         after a 5xx or timeout (the result is then flagged ``ambiguous_retry``)."""
-        path = f"{ORDERS}/{_id(order_id)}/decrease"
+        path = f"{ORDERS}/{checked_id(order_id)}/decrease"
         body: dict[str, object]
         if reduce_by is not None and reduce_to is None:
             body = {"reduce_by": format_count(_positive_count(reduce_by, "reduce_by"))}
@@ -963,7 +963,7 @@ class KalshiRest:
         """Cancel (idempotent, so retried; a retry after a 5xx or timeout is flagged
         ``ambiguous_retry``). An order the exchange does not know (404 with a not-found
         code) is reported ``already_gone``; any other 404 raises."""
-        path = f"{ORDERS}/{_id(order_id)}"
+        path = f"{ORDERS}/{checked_id(order_id)}"
         errors: list[KalshiError] = []
         try:
             raw = await self._call(
@@ -985,7 +985,7 @@ class KalshiRest:
         before anything is sent; a chunk that fails sets ``error`` on its items and does not
         lose the results of the others."""
         for oid, _ in orders:
-            _id(oid)
+            checked_id(oid)
         per_batch = self._per_batch("DELETE")
         out: list[OrderChange] = []
         for start in range(0, len(orders), per_batch):
@@ -1057,7 +1057,7 @@ class KalshiRest:
         )
 
     async def order(self, order_id: str) -> ExchangeOrder:
-        body = await self._get(f"/portfolio/orders/{_id(order_id)}")
+        body = await self._get(f"/portfolio/orders/{checked_id(order_id)}")
         return field(body, "order", f"GET order {order_id}", parse_order)
 
     async def queue_positions(
@@ -1166,7 +1166,7 @@ class KalshiRest:
         return field(obj(raw, "create order group"), "order_group_id", "create order group", text)
 
     async def order_group(self, group_id: str) -> OrderGroup:
-        body = await self._get(f"{GROUPS}/{_id(group_id, 'order group id')}")
+        body = await self._get(f"{GROUPS}/{checked_id(group_id, 'order group id')}")
         return parse_order_group(body, f"order group {group_id}", group_id=group_id)
 
     async def order_groups(self) -> list[OrderGroup]:
@@ -1175,18 +1175,20 @@ class KalshiRest:
         return [parse_order_group(r, f"order_groups[{i}]") for i, r in enumerate(rows)]
 
     async def delete_order_group(self, group_id: str) -> None:
-        await self._call("DELETE", f"{GROUPS}/{_id(group_id, 'order group id')}")
+        await self._call("DELETE", f"{GROUPS}/{checked_id(group_id, 'order group id')}")
 
     async def reset_order_group(self, group_id: str) -> None:
-        await self._call("PUT", f"{GROUPS}/{_id(group_id, 'order group id')}/reset", body={})
+        await self._call("PUT", f"{GROUPS}/{checked_id(group_id, 'order group id')}/reset", body={})
 
     async def trigger_order_group(self, group_id: str) -> None:
-        await self._call("PUT", f"{GROUPS}/{_id(group_id, 'order group id')}/trigger", body={})
+        await self._call(
+            "PUT", f"{GROUPS}/{checked_id(group_id, 'order group id')}/trigger", body={}
+        )
 
     async def set_order_group_limit(self, group_id: str, contracts_limit: Decimal) -> None:
         await self._call(
             "PUT",
-            f"{GROUPS}/{_id(group_id, 'order group id')}/limit",
+            f"{GROUPS}/{checked_id(group_id, 'order group id')}/limit",
             body=self._group_limit(contracts_limit),
         )
 

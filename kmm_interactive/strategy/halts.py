@@ -10,7 +10,8 @@ The state is never a boolean someone forgot to clear: it is derived from the set
 in force, for the game and for the whole session, and the most severe reason wins. A reason
 goes away only when what caused it does (a fresh book, a new theo) or, for the latched ones,
 when the trader says so (:attr:`HaltReason.latched`: a manual kill, a loop stall, a loss
-limit, repeated reconciliation mismatches, a tripped order group; ``rearm()`` clears them).
+limit, repeated reconciliation mismatches, a tripped order group, a failed engine task;
+``rearm()`` clears them).
 ``GAME_STARTED`` never goes away: a game is not quoted again once it starts.
 """
 
@@ -52,6 +53,7 @@ class HaltReason(enum.StrEnum):
     ORDER_GROUP_TRIGGERED = "order group triggered"
     MODEL_ERROR = "model error"
     EXCHANGE_PAUSED = "exchange paused"
+    ENGINE_ERROR = "engine error"
     #: An odds recheck is in flight after a skew or a burst of fills (adverse selection):
     #: only the sides that reduce exposure quote until it returns.
     ODDS_RECHECK = "odds recheck"
@@ -79,6 +81,7 @@ _LATCHED = frozenset(
         HaltReason.RECONCILIATION_MISMATCH,
         HaltReason.ORDER_GROUP_TRIGGERED,
         HaltReason.GAME_STARTED,
+        HaltReason.ENGINE_ERROR,
     }
 )
 
@@ -97,6 +100,7 @@ _DESCRIPTIONS = {
     HaltReason.ORDER_GROUP_TRIGGERED: "the exchange's order-group limit cancelled the orders",
     HaltReason.MODEL_ERROR: "the quote table could not be solved for these parameters",
     HaltReason.EXCHANGE_PAUSED: "the exchange or the market is not trading",
+    HaltReason.ENGINE_ERROR: "an engine task failed (see the status); rearm() after a look",
     HaltReason.ODDS_RECHECK: "odds are being rechecked; only exposure-reducing sides quote",
 }
 
