@@ -441,8 +441,13 @@ class Fill:
         object.__setattr__(self, "fee", parse_dollars(self.fee, f"{where} fee"))
         if self.count <= 0:
             raise ValueError(f"fill {self.fill_id}: count {self.count} must be positive")
-        if self.fee < 0:
-            raise ValueError(f"fill {self.fill_id}: fee {self.fee} must not be negative")
+        # A fill's fee can be negative: Kalshi refunds an order's accumulated fee rounding in
+        # whole cents, and the fill that carries the refund may get back more than it paid
+        # (pricing.fees.charge_fill). A refund is never a dollar a contract.
+        if self.fee <= -self.count:
+            raise ValueError(
+                f"fill {self.fill_id}: fee {self.fee} is a refund of $1 a contract or more"
+            )
 
     @property
     def position_delta(self) -> Decimal:

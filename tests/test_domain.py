@@ -238,6 +238,18 @@ def test_order_state_machine():
     assert order.transition(OrderState.PENDING_CANCEL).state is OrderState.PENDING_CANCEL
 
 
+def test_a_fill_may_carry_a_fee_rounding_refund_but_not_a_dollar_a_contract():
+    def fill(fee: str) -> Fill:
+        return Fill(
+            "f", "o", "T", Side.BID, Decimal("0.55"), Decimal(2), Decimal(fee),
+            is_taker=False, ts=datetime.now(UTC),
+        )  # fmt: skip
+
+    assert fill("-0.0089").cash_delta == Decimal("-1.10") + Decimal("0.0089")
+    with pytest.raises(ValueError, match="refund of \\$1 a contract"):
+        fill("-2.00")
+
+
 @pytest.mark.parametrize(
     ("fields", "error", "message"),
     [

@@ -254,7 +254,7 @@ async def test_a_create_whose_answer_is_lost_is_unknown_then_resolved(venue: Ven
     assert om.stats.unknown == 1
 
 
-async def test_the_exchanges_word_settles_state(venue: Venue, alice: KalshiRest) -> None:
+async def test_the_exchanges_word_settles_state(alice: KalshiRest) -> None:
     om = manager(alice)
     await om.apply("g", {(NBA, Side.BID): (D("0.40"), 10)})
     await om.wait_idle()
@@ -270,9 +270,7 @@ async def test_the_exchanges_word_settles_state(venue: Venue, alice: KalshiRest)
     assert om.tracked("g") == []
 
 
-async def test_reconciliation_finds_strangers_and_orders_we_lost(
-    venue: Venue, alice: KalshiRest
-) -> None:
+async def test_reconciliation_finds_strangers_and_orders_we_lost(alice: KalshiRest) -> None:
     om = manager(alice)
     await om.apply("g", {(NBA, Side.BID): (D("0.40"), 10)})
     await om.wait_idle()
