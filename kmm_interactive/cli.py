@@ -2,7 +2,9 @@
 
 ``kmm check-config [PATH]`` validates a configuration file; ``kmm quote`` prints the quote
 table a sport profile gives for a game at a theo, as a trader's sanity check; ``kmm sim``
-serves the embedded exchange and odds feed on 127.0.0.1 until interrupted.
+serves the embedded exchange and odds feed on 127.0.0.1 until interrupted; ``kmm run``
+runs the market maker headless (against the embedded exchange unless told otherwise),
+printing a status line every few seconds and a summary at the end.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ examples:
   kmm quote --sport nba --theo 0.62 --tau 2h
   kmm quote --sport boxing --theo 0.4 --q=-10,0,10 --model glft
   kmm sim --seed 7 --speed 30 --json
+  kmm run --seconds 60                          # the embedded exchange, one minute
+  kmm run --config kmm.toml --env demo          # Kalshi's demo host, keys from the environment
 """
 
 
@@ -117,7 +121,108 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--json", action="store_true", help="print the connection details as one JSON line"
     )
+
+    run = commands.add_parser("run", help="run the market maker headless")
+    run.add_argument("--config", default=None, help="TOML file (default: built-in defaults)")
+    run.add_argument(
+        "--env", choices=("embedded", "demo", "prod"), default=None,
+        help="where to trade (default: the configuration's exchange.env)",
+    )  # fmt: skip
+    run.add_argument(
+        "--seconds",
+        type=_positive_seconds,
+        default=None,
+        help="stop after this long (default: Ctrl-C)",
+    )
+    run.add_argument("--journal", default=None, help="SQLite journal file (default: in memory)")
+    run.add_argument(
+        "--status-every", type=_positive_seconds, default=5.0, help="seconds between status lines"
+    )
+    run.add_argument("--sport", action="append", default=None, help="limit to a sport (repeatable)")
+    run.add_argument("--seed", type=int, default=7, help="embedded scenario seed (default 7)")
+    run.add_argument(
+        "--speed", type=_speed, default=30.0, help="embedded time compression (default 30)"
+    )
+    run.add_argument(
+        "--confirm-prod", action="store_true", help="required with --env prod: real money"
+    )
+    run.add_argument(
+        "--connect", default=None, metavar="FILE",
+        help="trade an exchange started elsewhere: the JSON `kmm sim --json` printed",
+    )  # fmt: skip
     return parser
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = parse_duration(float(text) if _is_number(text) else text, "seconds")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be more than zero seconds")
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+    import logging
+    from pathlib import Path
+
+    from kmm_interactive.kalshi.auth import CredentialsError
+    from kmm_interactive.launch import (
+        EmbeddedExchange,
+        connection_from_info,
+        live_connection,
+        run_headless,
+    )
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    config = load_config(args.config)
+    env = args.env or config.exchange.env
+    embedded = env == "embedded" and args.connect is None
+    world = EmbeddedExchange(seed=args.seed, speed=args.speed) if embedded else None
+    try:
+        if args.connect is not None:
+            try:
+                info = json.loads(Path(args.connect).read_text())
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"--connect {args.connect}: not readable JSON ({exc})") from None
+            if not isinstance(info, dict):
+                raise ValueError(f"--connect {args.connect}: expected a JSON object")
+            connection = connection_from_info(info)
+        elif world is not None:
+            connection = world.start()
+        else:
+            connection = live_connection(config, env, confirm_prod=args.confirm_prod)
+    except CredentialsError as exc:
+        print(f"kmm: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        summary = asyncio.run(
+            run_headless(
+                config,
+                connection,
+                seconds=args.seconds,
+                journal_path=args.journal,
+                status_every=args.status_every,
+                sports=tuple(args.sport) if args.sport else None,
+            )
+        )
+    finally:
+        if world is not None:
+            world.stop()
+    for line in summary.lines():
+        print(line)
+    return 1 if summary.failures else 0
 
 
 def _check_config(path: str) -> int:
@@ -223,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _quote(args)
         if args.command == "sim":
             return _sim(args)
+        if args.command == "run":
+            return _run(args)
     except (ConfigError, KeyError, ValueError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"kmm: error: {message}", file=sys.stderr)

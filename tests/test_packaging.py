@@ -55,6 +55,8 @@ LAYERS = {
     # The runtime drives the wire clients; it never imports the simulator.
     "engine": {"domain", "pricing", "config", "strategy", "kalshi", "odds", "engine"},
     "cli": {"*"},
+    # Connects the engine to an exchange: Kalshi's hosts, or the embedded one it starts.
+    "launch": {"domain", "config", "kalshi", "engine", "sim", "launch"},
     "__init__": set(),
     "__main__": {"cli"},
 }

@@ -364,8 +364,10 @@ class LoopWatchdog:
     """Cancels everything at the exchange when the event loop stops beating.
 
     The loop calls :meth:`beat` (or runs :meth:`run_heartbeat`) with how many orders rest.
-    When no beat has come for more than ``limit`` seconds and the last one said orders
-    rest, the thread (checking every ``poll`` seconds) sends a signed cancel-all to
+    When no beat has come for more than ``limit`` seconds and orders rest (as the last beat
+    said, or, when it said none, as the exchange lists: the beat can be one interval
+    behind an order sent just before the stall), the thread (checking every ``poll``
+    seconds) sends a signed cancel-all to
     ``rest_url`` (``"demo"``, ``"prod"`` or a URL ending in ``/trade-api/v2``), then lists
     resting orders every ``check_interval`` seconds, re-cancelling what it finds, until
     ``clean_checks`` consecutive listings show none or ``verify_timeout`` passes. It acts
@@ -489,13 +491,20 @@ class LoopWatchdog:
 
     def _check(self, client: httpx.Client) -> None:
         with self._lock:
-            if self._last_beat is None or self._tripped or self._resting == 0:
+            if self._last_beat is None or self._tripped:
                 return
             stalled_for = time.monotonic() - self._last_beat
             if stalled_for <= self.limit:
                 return
             self._tripped = True
             resting_before = self._resting
+        if resting_before == 0:
+            # The last beat may predate orders sent just before the stall (it is up to one
+            # beat old), so the exchange is asked once; with nothing there, nothing to do.
+            listed = self._list_resting(client, _Tally("loop watchdog"))
+            if listed == []:
+                return
+            resting_before = len(listed) if listed else UNKNOWN
         report = self._cancel_everything(client, stalled_for, resting_before)
         with self._lock:
             self._trip = report

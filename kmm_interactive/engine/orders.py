@@ -474,15 +474,16 @@ class OrderManager:
             reported = answer.reported if answer.describes_request else None
             remaining = reported.remaining_count if reported is not None else None
             size = write.size if remaining is None else remaining
-            self._move(
-                tracked,
-                OrderState.RESTING,
-                f"{write.kind} done",
-                price=write.price,
-                count=current.filled + size,
-            )
-            if size == 0:
-                self._move(tracked, OrderState.DONE, "decreased to nothing")
+            if size <= 0:  # it filled (or was taken off) meanwhile: nothing rests
+                self._finish(tracked, current.filled, f"{write.kind}: nothing rests")
+            else:
+                self._move(
+                    tracked,
+                    OrderState.RESTING,
+                    f"{write.kind} done",
+                    price=write.price,
+                    count=current.filled + size,
+                )
         self._settle(tracked)
 
     async def _cancel(self, targets: Sequence[Tracked]) -> None:

@@ -659,11 +659,12 @@ class TheoService:
             return
         probs, c = found
         self._judged[event] = max(now, self._judged.get(event, now))
-        self._end_recheck(event, "done", pending.why)
+        # The new theo is in force before the recheck ends: the exposed side resumes on it.
         self._accept(
             Theo(event, probs, now, TheoSource.RECHECK, c.books_used, c.dispersion,
                  f"recheck ({pending.why}): {_describe(c, self._config.theo.anchor)}")
         )  # fmt: skip
+        self._end_recheck(event, "done", pending.why)
 
     def _end_recheck(self, event: str, state: str, why: str) -> None:
         pending = self._rechecks.pop(event)

@@ -8,8 +8,8 @@ each of its sides (bid A, ask A, bid B, ask B):
    clock: the game is about to start, the theo is too old) give ACTIVE, REDUCING (only
    sides that shrink |q|) or HALTED (nothing).
 2. **Quote table.** The monopsony tick at (q, τ), τ = seconds until we stop quoting
-   (start − buffer). The table was solved at the theo in force; its theo is the one every
-   limit below uses.
+   (start − buffer). The table was solved at the theo in force, or at the one before while
+   a new table is solved; the limits below always use the theo in force.
 3. **Limits.** The edge limit (min edge after the maker fee); for the reducing sides of an
    over-exposed inventory, the break-even ceiling when it is more aggressive (risk.py).
    The monopsony tick is pulled inside the limit.
@@ -72,6 +72,10 @@ class UnitState:
     #: When each side started backing off from a competitor (the last decision's
     #: ``backed_off_since``, carried forward by the caller).
     backed_off: Mapping[GameSide, datetime] = field(default_factory=lambda: MappingProxyType({}))
+    #: The first market's theo in force, when it is newer than the table's (a new table is
+    #: being solved): the limits use it, so a quote from the older table is still held
+    #: inside the edge of the newer theo. None: the table's theo.
+    theo: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.markets) not in (1, 2) or len(self.books) != len(self.markets):
@@ -213,7 +217,7 @@ def _decide_unit(
         return UnitDecision(tickers, unit.q, cap, exposed, idle)
     table = unit.table
     monopsony = table.quote(unit.q, tau)
-    theo_a = Decimal(table.problem.p)
+    theo_a = Decimal(unit.theo if unit.theo is not None else table.problem.p)
     planned: dict[GameSide, DesiredQuote] = {}
     for side in unit.sides:
         planned[side] = _price_side(

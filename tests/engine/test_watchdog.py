@@ -163,7 +163,7 @@ async def test_a_stall_shorter_than_the_limit_is_let_be_and_each_long_one_trips_
     assert second.cancelled_ok
 
 
-async def test_no_trip_and_no_request_while_nothing_rests(
+async def test_no_trip_and_one_look_while_nothing_rests(
     world: ThreadedEmbedded, info: dict[str, str], signer: Signer
 ) -> None:
     requests = world.call(lambda sim: sim.server.stats.requests)
@@ -172,7 +172,24 @@ async def test_no_trip_and_no_request_while_nothing_rests(
         time.sleep(1.2)
         trip = watchdog.take_trip()
     assert trip is None
-    assert world.call(lambda sim: sim.server.stats.requests) == requests
+    # One listing (the last beat can be behind the book), no cancel.
+    assert world.call(lambda sim: sim.server.stats.requests) == requests + 1
+
+
+async def test_orders_sent_after_the_last_beat_are_still_cancelled(
+    world: ThreadedEmbedded, info: dict[str, str], signer: Signer
+) -> None:
+    # The heartbeat still says nothing rests (it is one beat behind the orders just sent).
+    ids = await place(info, signer, tickers(world))
+    watchdog = LoopWatchdog(info["rest_url"], signer, limit=1.0)
+    async with watching(watchdog, [0]):
+        began = time.time()
+        time.sleep(2.5)
+        report = watchdog.take_trip()
+    report = check_stall(report, began, 1.0)
+    assert report.cancelled_ok, report.detail
+    assert (report.resting_before, report.resting_left) == (len(ids), 0)
+    assert live(world) == []
 
 
 async def test_a_watchdog_that_cannot_cancel_says_so_and_keeps_watching(

@@ -1,0 +1,183 @@
+"""The live engine against the embedded exchange over real HTTP and WebSockets, time
+compressed 30×: quoting all sides, fills, positions equal to the exchange's, bid wars that
+end, the stop at each game's start, the per-event odds recheck after news, the kill switch
+with lying cancels, and the loop-stall watchdog."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from enginekit import (
+    engine_config,
+    order_updates,
+    positions,
+    quoted_sides,
+    resting,
+    trading,
+    until,
+)
+
+from kmm_interactive.engine.orders import WriteKind
+from kmm_interactive.engine.runtime import Engine
+from kmm_interactive.strategy.halts import HaltReason, TradingState
+
+
+def two_sided_games(engine: Engine) -> list[str]:
+    """Games priced well inside (0.15, 0.85): every side of them has a price worth quoting."""
+    out = []
+    for event, g in engine.games.items():
+        p = g.probs.get(g.game.market_a.ticker) if g.probs else None
+        if p is not None and 0.15 < p < 0.85 and g.game.tie is None:
+            out.append(event)
+    return out
+
+
+def all_four_quoted(engine: Engine, sides: set[tuple[str, str]], event: str) -> bool:
+    g = engine.games[event]
+    return all((m.ticker, s) in sides for m in g.game.markets for s in ("bid", "ask"))
+
+
+async def test_the_engine_quotes_fills_reconciles_and_stops_at_each_start(tmp_path: Path) -> None:
+    async with trading(tmp_path, seed=5, n_games=4) as (world, engine):
+        games = two_sided_games(engine)
+        assert games, "the scenario should have two-sided games"
+        reasons: Counter[str] = Counter()
+        violations: list[str] = []
+        first = min(engine.games.values(), key=lambda g: g.game.start_time)
+        start = first.game.start_time
+
+        async def watch() -> None:
+            while True:
+                for row in engine.quotes():
+                    reasons[row["reason"].split(" ")[0]] += 1
+                if datetime.now(UTC) >= start:
+                    late = [o for o in resting(world) if o.ticker in first.tickers]
+                    violations.extend(f"{o.ticker} {o.side} @ {o.price}" for o in late)
+                await asyncio.sleep(0.25)
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await until(
+                lambda: all(all_four_quoted(engine, quoted_sides(world), e) for e in games),
+                20,
+                "all four sides of every two-sided game resting",
+            )
+            await until(lambda: engine.status().fills >= 20, 30, "twenty fills")
+            wait = (start - datetime.now(UTC)).total_seconds() + 2
+            await asyncio.sleep(max(wait, 0))
+        finally:
+            watcher.cancel()
+        # No order of the first game rests after its start; its orders went before it.
+        assert violations == []
+        assert HaltReason.GAME_STARTED in engine.halts.reasons(first.event_ticker)
+        updates = order_updates(world)
+        started_at = start.timestamp()
+        for t in engine.orders.tracked(first.event_ticker):
+            raise AssertionError(f"{t.order} still tracked after the start")
+        for cid in engine.journal.known_client_order_ids():
+            journaled = engine.journal.order_state(cid)
+            assert journaled is not None
+            if journaled.game == first.event_ticker and journaled.order_id in updates:
+                status, updated = updates[journaled.order_id]
+                assert status != "resting"
+                assert updated <= started_at
+        # Bid wars end: outbids and joins or back-offs happened, and prices did not spin.
+        assert reasons["outbid"] > 0
+        assert reasons["join"] + reasons["back"] > 0
+        run_seconds = (datetime.now(UTC) - engine.journal.runs()[-1][1]).total_seconds()
+        amends = engine.orders.stats.writes[WriteKind.AMEND]
+        sides = 4 * len(engine.games) + len(engine.settled)
+        assert amends / sides / run_seconds <= 1 / engine.config.quoting.min_rest
+        # Positions equal the exchange's at every reconciliation (no mismatch was found)
+        # and at the end, once nothing can fill any more.
+        assert len(engine.journal.events_frame("mismatch")) == 0
+        await engine.stop()
+        tickers = [h.ticker for h in engine.positions.holdings()]
+        truth = positions(world, tickers)
+        assert {t: engine.positions.holding(t).position for t in tickers} == truth
+        assert engine.failures == []
+
+
+async def test_a_news_jump_triggers_the_per_event_pull_and_pauses_the_exposed_side(
+    tmp_path: Path,
+) -> None:
+    # Seed 14: the Boston–LA game's truth jumps from 0.48 to 0.39 about 31 s in; informed
+    # takers then hit the stale side. Bursts are switched off here so that the skew they
+    # cause is what asks for the recheck; the odds pull is given 0.3 s, as over a network.
+    config = engine_config(theo={"recheck_fills": 1000})
+    async with trading(tmp_path, seed=14, n_games=4, config=config) as (world, engine):
+        news = world.call(lambda sim: [(j.event_ticker, j.time) for j in sim.scenario.news])
+        event, jump = min(news, key=lambda n: n[1])
+        assert event in engine.games
+        assert engine.odds is not None
+        real = engine.odds.event_odds
+
+        async def slow_event_odds(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0.3)
+            return await real(*args, **kwargs)
+
+        engine.odds.event_odds = slow_event_odds  # type: ignore[method-assign]
+        await asyncio.sleep(max(jump - time.time(), 0) + 12)
+        jumped = datetime.fromtimestamp(jump, UTC)
+        rechecks = engine.journal.events_frame("recheck", game=event, since=jumped)
+        asked = [r["data"] for r in rechecks["data"] if r["data"]["state"] == "requested"]
+        assert asked, "no recheck after the news"
+        assert asked[0]["why"].startswith("|q|")
+        done = [r["data"] for r in rechecks["data"] if r["data"]["state"] == "done"]
+        assert done
+        halts = engine.journal.events_frame("halt", game=event, since=jumped)
+        assert "odds recheck" in {d["reason"] for d in halts["data"]}
+        states = engine.journal.events_frame("state", game=event, since=jumped)
+        assert "REDUCING" in {d["state"] for d in states["data"]}
+        theos = engine.journal.events_frame("theo", game=event, since=jumped)
+        assert any(d["data"].get("source") == "recheck" for d in theos["data"])
+
+
+async def test_the_kill_switch_leaves_nothing_resting_despite_lying_cancels(
+    tmp_path: Path,
+) -> None:
+    async with trading(tmp_path, seed=5, n_games=3) as (world, engine):
+        await until(lambda: len(resting(world)) >= 8, 20, "quotes resting")
+        world.call(lambda sim: sim.faults.set(lying_cancel=1.0, cancel_not_applied=3))
+        started = time.monotonic()
+        report = await engine.kill()
+        assert report.ok, report
+        assert report.resting_left == 0
+        assert time.monotonic() - started < 60
+        assert resting(world) == []
+        assert world.call(lambda sim: sim.faults.counts["cancel_not_applied"]) == 3
+        # Latched: nothing is quoted again until rearmed.
+        await asyncio.sleep(2.0)
+        assert resting(world) == []
+        assert engine.status().state is TradingState.HALTED
+        engine.rearm()
+        world.call(lambda sim: sim.faults.clear())
+        await until(lambda: len(resting(world)) >= 4, 10, "quoting again after rearm()")
+
+
+async def test_a_stalled_loop_is_caught_by_the_watchdog(tmp_path: Path) -> None:
+    async with trading(tmp_path, seed=5, n_games=3) as (world, engine):
+        await until(lambda: len(resting(world)) >= 8, 20, "quotes resting")
+        before = {o.order_id for o in resting(world)}
+        stalled_at = time.time()
+        time.sleep(10)  # a blocking notebook cell: the loop, and the engine, freeze
+        # The exchange (on its own thread) already has nothing of ours resting.
+        assert resting(world) == []
+        updates = order_updates(world)
+        limit = engine.config.risk.loop_stall_after
+        cancelled = [updates[o][1] for o in before]
+        assert max(cancelled) - stalled_at <= limit + 1.5
+        await until(
+            lambda: HaltReason.LOOP_STALL in engine.halts.reasons(None), 2, "LOOP_STALL latched"
+        )
+        assert engine.status().state is TradingState.HALTED
+        await asyncio.sleep(1.0)
+        assert resting(world) == []  # and nothing is quoted again on its own
+        stall = engine.journal.events_frame("stall")
+        assert len(stall) == 1
+        assert stall["data"].iloc[0]["cancelled_ok"] is True
