@@ -53,6 +53,16 @@ def _inventories(text: str) -> list[int]:
         ) from None
 
 
+def _games(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text}: the number of games must be in 1 … 1000")
+    return value
+
+
 def _speed(text: str) -> float:
     try:
         value = float(text)
@@ -108,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     quote.add_argument("--config", default=None, help="TOML file (default: built-in defaults)")
 
+    from kmm_interactive.sim.ratelimit import TIERS
     from kmm_interactive.sim.scenario import MIXES
 
     sim = commands.add_parser("sim", help="serve the embedded exchange and odds feed")
@@ -120,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--json", action="store_true", help="print the connection details as one JSON line"
+    )
+    sim.add_argument(
+        "--games", type=_games, default=None, help="number of games (default: the scenario's)"
+    )
+    sim.add_argument(
+        "--tier", choices=sorted(TIERS), default="basic", help="rate-limit tier (default basic)"
     )
 
     run = commands.add_parser("run", help="run the market maker headless")
@@ -291,7 +308,10 @@ def _sim(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
-        sim = await start_embedded(seed=args.seed, scenario=args.scenario, speed=args.speed)
+        sim = await start_embedded(
+            seed=args.seed, scenario=args.scenario, speed=args.speed, n_games=args.games,
+            tier=args.tier,
+        )  # fmt: skip
         started = time.monotonic()
         try:
             info = sim.connection_info()

@@ -292,17 +292,21 @@ class GameSide(enum.Enum):
 
     @property
     def leg(self) -> Leg:
-        return self.value[0]
+        # ``_value_`` rather than ``value``: the enum property is slow, and every decision
+        # asks this for every side.
+        leg: Leg = self._value_[0]
+        return leg
 
     @property
     def side(self) -> Side:
-        return self.value[1]
+        side: Side = self._value_[1]
+        return side
 
     @property
     def q_sign(self) -> int:
         """How a fill moves the game inventory q: bid A and ask B raise it (+1), the others
         lower it (−1)."""
-        return self.leg.sign * self.side.sign
+        return _Q_SIGN[self]
 
     @classmethod
     def of(cls, leg: Leg, side: Side) -> GameSide:
@@ -313,6 +317,11 @@ class GameSide(enum.Enum):
 
 
 # --------------------------------------------------------------------------- markets and games
+
+
+_Q_SIGN: Final[Mapping[GameSide, int]] = {
+    s: (1 if s.leg is Leg.A else -1) * (1 if s.side is Side.BID else -1) for s in GameSide
+}
 
 
 class FeeType(enum.StrEnum):

@@ -107,6 +107,7 @@ class GameRuntime:
             self.units = tuple((m,) for m in game.markets)
         self.tables: list[QuoteTable | None] = [None] * len(self.units)
         self.solving: list[QuoteProblem | None] = [None] * len(self.units)
+        self._problems: dict[int, QuoteProblem | None] = {}
         self.backed_off: list[dict[GameSide, datetime]] = [{} for _ in self.units]
         self.probs: Mapping[str, float] | None = None
         self.theo_as_of: datetime | None = None
@@ -176,6 +177,7 @@ class GameRuntime:
                 intensity[t] = checked.intensity_prior
         before = self.params()
         self.profile, self.intensity = profile, intensity
+        self._problems.clear()
         after = self.params()
         return {k: (before[k], after[k]) for k in after if before[k] != after[k]}
 
@@ -204,6 +206,7 @@ class GameRuntime:
         """The theo in force; ``fresh_until``: a manual override's expiry (until then it does
         not age: the trader chose how long it holds)."""
         self.probs, self.theo_as_of, self.fresh_until = probs, as_of, fresh_until
+        self._problems.clear()
 
     def theo_age_reference(self, now: datetime) -> datetime | None:
         """The time decide measures the theo's age from."""
@@ -212,7 +215,13 @@ class GameRuntime:
         return self.theo_as_of
 
     def problem(self, unit: int) -> QuoteProblem | None:
-        """The quoting problem of one inventory at the theo in force (None without one)."""
+        """The quoting problem of one inventory at the theo in force (None without one);
+        built once per theo or parameter change (every requote asks for it)."""
+        if unit not in self._problems:
+            self._problems[unit] = self._build_problem(unit)
+        return self._problems[unit]
+
+    def _build_problem(self, unit: int) -> QuoteProblem | None:
         if self.probs is None:
             return None
         markets = self.units[unit]

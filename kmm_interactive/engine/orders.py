@@ -42,6 +42,8 @@ import asyncio
 import enum
 import itertools
 import logging
+import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -60,6 +62,8 @@ FINISHED: Final = frozenset({"canceled", "executed"})
 #: Every client_order_id this package creates starts with this (then a per-run id).
 CLIENT_ID_ROOT: Final = "kmm-"
 GROUP_LIMIT_CODE: Final = "order_group_limit_reached"
+#: Seconds a DONE order's record is kept for late messages about it.
+DONE_KEPT: Final = 300.0
 
 
 class WriteKind(enum.StrEnum):
@@ -118,7 +122,13 @@ class Tracked:
 
 @dataclass
 class OrderStats:
+    """Counters since start. ``answered``: writes the exchange answered (accepted or refused);
+    ``failed``: writes with no usable answer (timeouts, 5xx, transport; their outcome was
+    left to be learned), what the REST error-rate halt watches."""
+
     writes: dict[WriteKind, int] = field(default_factory=lambda: dict.fromkeys(WriteKind, 0))
+    answered: int = 0
+    failed: int = 0
     rejected: int = 0
     unknown: int = 0
     recancels: int = 0
@@ -232,7 +242,11 @@ class OrderManager:
         self._on_change = on_change or (lambda _t, _n: None)
         self._on_settled = on_settled or (lambda _g: None)
         self._on_rejected = on_rejected or (lambda _g, _e: None)
-        self._orders: dict[str, Tracked] = {}  # by client_order_id
+        self._orders: dict[str, Tracked] = {}  # by client_order_id, DONE ones for a while
+        # Orders not DONE, by game and by market: what every decision scans.
+        self._by_game: dict[str, dict[str, Tracked]] = {}
+        self._by_market: dict[str, dict[str, Tracked]] = {}
+        self._done: deque[tuple[float, str]] = deque()  # (monotonic time, client_order_id)
         self._by_id: dict[str, str] = {}  # order_id → client_order_id
         self._locks: dict[str, asyncio.Lock] = {}
         self._groups: dict[str, str] = {}
@@ -243,11 +257,31 @@ class OrderManager:
 
     def tracked(self, game: str | None = None) -> list[Tracked]:
         """Orders not DONE (of one game, or all)."""
-        return [
-            t
-            for t in self._orders.values()
-            if t.order.state is not OrderState.DONE and (game is None or t.game == game)
-        ]
+        if game is not None:
+            return list(self._by_game.get(game, {}).values())
+        return [t for live in self._by_game.values() for t in live.values()]
+
+    def _add(self, tracked: Tracked) -> None:
+        cid = tracked.order.client_order_id
+        self._orders[cid] = tracked
+        if tracked.order.order_id:
+            self._by_id[tracked.order.order_id] = cid
+        self._by_game.setdefault(tracked.game, {})[cid] = tracked
+        self._by_market.setdefault(tracked.order.ticker, {})[cid] = tracked
+
+    def _retire(self, tracked: Tracked) -> None:
+        """A DONE order leaves the live indexes; its record is kept for ``DONE_KEPT`` seconds
+        for the late messages about it, then forgotten (memory stays bounded)."""
+        cid = tracked.order.client_order_id
+        if self._by_game.get(tracked.game, {}).pop(cid, None) is not None:
+            self._by_market.get(tracked.order.ticker, {}).pop(cid, None)
+            self._done.append((time.monotonic(), cid))
+        cutoff = time.monotonic() - DONE_KEPT
+        while self._done and self._done[0][0] < cutoff:
+            _, old = self._done.popleft()
+            gone = self._orders.pop(old, None)
+            if gone is not None and gone.order.order_id is not None:
+                self._by_id.pop(gone.order.order_id, None)
 
     def find(
         self, *, client_order_id: str | None = None, order_id: str | None = None
@@ -268,9 +302,9 @@ class OrderManager:
         """Our resting size per (side, price) in one market, as the book shows it: removed
         from the book to see the competition."""
         sizes: dict[tuple[Side, Decimal], Decimal] = {}
-        for t in self.tracked():
+        for t in self._by_market.get(ticker, {}).values():
             o = t.order
-            if o.ticker == ticker and o.state is not OrderState.PENDING_NEW:
+            if o.state is not OrderState.PENDING_NEW:
                 sizes[(o.side, o.price)] = sizes.get((o.side, o.price), ZERO) + o.remaining
         return sizes
 
@@ -358,6 +392,8 @@ class OrderManager:
         tracked.touched = self._clock()
         if order.order_id:
             self._by_id[order.order_id] = order.client_order_id
+        if order.state is OrderState.DONE:
+            self._retire(tracked)
         if order.state is OrderState.UNKNOWN and tracked.unknown_since is None:
             tracked.unknown_since = tracked.touched
             self.stats.unknown += 1
@@ -375,6 +411,9 @@ class OrderManager:
             order = replace(tracked.order, **changes)  # type: ignore[arg-type]
         else:
             order = tracked.order.transition(state, **changes)
+        if order == tracked.order:  # a confirmation of what we knew: nothing to record
+            tracked.touched = self._clock()
+            return
         self._set(tracked, order, note)
 
     def _finish(self, tracked: Tracked, filled: Decimal, note: str) -> None:
@@ -400,7 +439,7 @@ class OrderManager:
             cid = f"{self.prefix}{next(self._counter)}"
             order = Order(cid, w.ticker, w.side, w.price, w.size)
             tracked = Tracked(order, game, now, now, busy=True)
-            self._orders[cid] = tracked
+            self._add(tracked)
             self._on_change(tracked, "create")
             pending.append(tracked)
             requests.append(
@@ -417,7 +456,14 @@ class OrderManager:
             self._created(tracked, result)
             self._settle(tracked)
 
+    def _count(self, error: KalshiError | PayloadError | None, n: int = 1) -> None:
+        if error is None or (isinstance(error, KalshiError) and not error.is_transient):
+            self.stats.answered += n
+        else:
+            self.stats.failed += n
+
     def _created(self, tracked: Tracked, result: CreateResult) -> None:
+        self._count(result.error if result.status is CreateStatus.UNKNOWN else None)
         if result.status is CreateStatus.CREATED:
             remaining = result.remaining_count
             changes: dict[str, object] = {"order_id": result.order_id}
@@ -462,9 +508,11 @@ class OrderManager:
         except (KalshiError, PayloadError) as exc:
             # Not retried by the client (it could apply twice) or refused: only the
             # exchange can say what the order is now.
+            self._count(exc)
             self._move(tracked, OrderState.UNKNOWN, f"{write.kind} failed: {exc}")
             self._settle(tracked)
             return
+        self._count(None)
         current = tracked.order
         if current.state is not OrderState.DONE:
             # Applied as asked (Kalshi applies it even when the answer describes another
@@ -499,12 +547,14 @@ class OrderManager:
                 changes = await self.rest.batch_cancel(pairs)
         except (KalshiError, PayloadError) as exc:
             # The cancel may or may not have gone through; the verifier asks REST.
+            self._count(exc, len(targets))
             for t in targets:
                 t.cancel_acked = self._clock()
                 self._set(t, t.order, f"cancel failed: {exc}")
                 self._settle(t)
             return
         for t, change in zip(targets, changes, strict=True):
+            self._count(change.error)
             if change.already_gone:
                 self._move(t, OrderState.DONE, "cancel: the exchange had no such order")
             else:
@@ -566,8 +616,8 @@ class OrderManager:
     async def verify(self) -> None:
         """One pass over what is not settled: confirm cancels, resolve UNKNOWNs (module doc)."""
         now = self._clock()
-        for t in list(self._orders.values()):
-            if t.busy or t.order.state is OrderState.DONE:
+        for t in self.tracked():
+            if t.busy:
                 continue
             if t.cancel_acked is not None:
                 if (now - t.cancel_acked).total_seconds() >= self.confirm_after:
@@ -646,8 +696,7 @@ class OrderManager:
             OrderState.RESTING, e.order_id,
         )  # fmt: skip
         tracked = Tracked(order, game, e.updated or now, now)
-        self._orders[cid] = tracked
-        self._by_id[e.order_id] = cid
+        self._add(tracked)
         self.stats.adopted += 1
         self._on_change(tracked, "adopted from the exchange")
         return tracked

@@ -16,7 +16,7 @@ Life of a session (:meth:`Engine.start` returns once the first three are done):
    theo or table, a halt or the clock (every second) marks the game dirty; the task runs
    ``strategy.decide`` on a snapshot and hands the wanted quotes to the order manager,
    which sends only the difference. Quote tables are solved off the event loop (a worker
-   thread) whenever the theo or a parameter changes.
+   process, solver.py) whenever the theo or a parameter changes.
 5. **Guard.** A monitor (4 Hz) keeps the halts true: WS down, stale books (after a grace,
    so a reconnect does not cancel everything), odds rechecks in flight, PnL limits, the
    REST failure rate, the start of each game (latched: never quoted again); every
@@ -37,22 +37,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
 from kmm_interactive.config import Config
-from kmm_interactive.domain import Fill, Game, Market, OrderState, SeriesFees
+from kmm_interactive.domain import Fill, Game, Market, SeriesFees
 from kmm_interactive.engine.game import GameRuntime, OwnOrder
 from kmm_interactive.engine.guard import HaltBook, HaltRecord, KillReport, LoopWatchdog, kill_switch
 from kmm_interactive.engine.journal import Journal
-from kmm_interactive.engine.orders import OrderManager, Tracked
+from kmm_interactive.engine.orders import GROUP_LIMIT_CODE, OrderManager, Tracked
 from kmm_interactive.engine.positions import MismatchCounter, PnL, PositionBook, reconcile
+from kmm_interactive.engine.solver import TableSolver
 from kmm_interactive.engine.theo import Override, Theo, TheoService, team_a_ticker
 from kmm_interactive.kalshi.auth import Signer
 from kmm_interactive.kalshi.errors import KalshiError
@@ -69,8 +70,8 @@ from kmm_interactive.kalshi.ws import Disconnected, Event, KalshiWs, Reconnected
 from kmm_interactive.odds.client import OddsClient
 from kmm_interactive.odds.matching import KalshiGame, ticker_start
 from kmm_interactive.pricing.fees import UnsupportedFeeType, check_fee_type
-from kmm_interactive.pricing.hjb import SolveError, solve_quote_table
-from kmm_interactive.pricing.quote_table import QuoteProblem, QuoteTable
+from kmm_interactive.pricing.hjb import SolveError
+from kmm_interactive.pricing.quote_table import QuoteProblem
 from kmm_interactive.strategy.halts import HaltReason, TradingState
 from kmm_interactive.strategy.quoter import decide
 
@@ -200,11 +201,12 @@ class Engine:
         self._by_ticker: dict[str, GameRuntime] = {}
         self._series_fees: dict[str, SeriesFees] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._solver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmm-solver")
+        self.solver = TableSolver()
         self._solves: set[asyncio.Task[None]] = set()
         self._stale_since: dict[str, float] = {}
         self._ws_down_since: float | None = None
-        self._write_outcomes: deque[tuple[float, bool]] = deque()
+        self._rest_samples: deque[tuple[float, int, int]] = deque()
+        self._read_failures = 0
         self._fills = 0
         self._started = False
         self._stopping = False
@@ -221,10 +223,19 @@ class Engine:
     # ------------------------------------------------------------------ start and stop
 
     async def start(self) -> None:
-        """Recover, discover, subscribe, then quote (see the module doc); idempotent."""
+        """Discover, recover, subscribe, then quote (see the module doc); idempotent. If any
+        step fails, everything opened so far is closed and the error is raised: an engine
+        that did not start is not left half-running."""
         if self._started:
             return
         self._started = True
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop(cancel_orders=False)
+            raise
+
+    async def _start(self) -> None:
         self._session_since = self.clock()
         self.journal.record("start", env=self.connection.env, sports=list(self.sports))
         for fill in self.journal.fills():
@@ -274,7 +285,7 @@ class Engine:
             await self.odds.aclose()
         for solve in list(self._solves):
             solve.cancel()
-        self._solver.shutdown(wait=False, cancel_futures=True)
+        await self.solver.close()
         self.journal.record("stop", pnl=str(self.pnl().total))
         self.journal.close()
         return report
@@ -433,10 +444,18 @@ class Engine:
         g.mark_dirty()
 
     async def _run_game(self, g: GameRuntime) -> None:
+        """Requote whenever the game is marked dirty, and at least every ``TICK_SECONDS``
+        (τ moves, rests and holds expire). Each game's tick has its own phase, so that
+        200 games do not all requote in the same few milliseconds."""
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time() + random.uniform(0.0, TICK_SECONDS)
         while not g.finished:
-            await g.dirty.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(next_tick):
+                    await g.dirty.wait()
             g.dirty.clear()
             await self._requote(g)
+            next_tick = loop.time() + TICK_SECONDS
             if HaltReason.GAME_STARTED in self.halts.reasons(g.event_ticker) and not (
                 self.orders.tracked(g.event_ticker)
             ):
@@ -471,9 +490,9 @@ class Engine:
             )  # fmt: skip
         g.remember(decision)
         await self.orders.apply(g.event_ticker, g.desired())
-        for unit in decision.units:
-            if len(unit.tickers) == 2 or g.game.tie is None:
-                self.theo.note_inventory(g.event_ticker, unit.q, unit.cap)
+        # The skew check takes the game's most skewed inventory (of three, in soccer).
+        worst = max(decision.units, key=lambda u: abs(u.q) / u.cap)
+        self.theo.note_inventory(g.event_ticker, worst.q, worst.cap)
 
     def _refresh_tables(self, g: GameRuntime) -> None:
         for i in range(len(g.units)):
@@ -486,11 +505,8 @@ class Engine:
             task.add_done_callback(self._solves.discard)
 
     async def _solve(self, g: GameRuntime, unit: int, problem: QuoteProblem) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            table: QuoteTable = await loop.run_in_executor(
-                self._solver, solve_quote_table, problem, g.model
-            )
+            table = await self.solver.solve(problem, g.model)
         except (SolveError, ValueError) as exc:
             if g.solving[unit] == problem:
                 g.solving[unit] = None
@@ -575,14 +591,10 @@ class Engine:
             count=o.count, filled=o.filled, state=o.state, order_id=o.order_id,
             game=tracked.game, reason=note,
         )  # fmt: skip
-        if note.startswith(("create", "amend", "decrease", "cancel sent")):
-            return
-        failed = o.state is OrderState.UNKNOWN
-        self._write_outcomes.append((time.monotonic(), failed))
 
     def _on_rejected(self, game: str, error: KalshiError | PayloadError) -> None:
         code = getattr(error, "code", "")
-        if code == "order_group_limit_reached":
+        if code == GROUP_LIMIT_CODE:
             self.halts.set(HaltReason.ORDER_GROUP_TRIGGERED, game, str(error))
         elif code == "MARKET_INACTIVE":
             self.halts.set(HaltReason.EXCHANGE_PAUSED, game, str(error))
@@ -626,7 +638,6 @@ class Engine:
     # ------------------------------------------------------------------ guarding
 
     async def _monitor(self) -> None:
-        last_tick = 0.0
         while True:
             await asyncio.sleep(1.0 / MONITOR_HZ)
             now_mono = time.monotonic()
@@ -638,10 +649,6 @@ class Engine:
                 if not g.finished:
                     self._check_game(g, now, now_mono)
             self._check_session_loss()
-            if now_mono - last_tick >= TICK_SECONDS:
-                last_tick = now_mono
-                for g in self.games.values():
-                    g.mark_dirty()
 
     def _check_ws(self, now: float) -> None:
         if self.ws.connected:
@@ -654,17 +661,20 @@ class Engine:
             self.halts.set(HaltReason.WS_DOWN, None, "no WebSocket connection")
 
     def _check_rest_errors(self, now: float) -> None:
-        window = self.config.risk.rest_error_window
-        while self._write_outcomes and now - self._write_outcomes[0][0] > window:
-            self._write_outcomes.popleft()
-        total = len(self._write_outcomes)
-        failed = sum(1 for _, f in self._write_outcomes if f)
-        if total >= MIN_WRITES_FOR_RATE and failed / total > self.config.risk.max_rest_error_rate:
-            self.halts.set(HaltReason.REST_ERROR_RATE, None, f"{failed} of {total} writes failed")
-        elif (
-            total < MIN_WRITES_FOR_RATE
-            or failed / total <= self.config.risk.max_rest_error_rate / 2
-        ):
+        """The share of writes (and reconciliation reads) over the window that got no usable
+        answer; above ``max_rest_error_rate`` everything halts, below half of it the halt
+        heals (hysteresis)."""
+        stats = self.orders.stats
+        samples = self._rest_samples
+        samples.append((now, stats.answered, stats.failed + self._read_failures))
+        while len(samples) > 1 and now - samples[1][0] >= self.config.risk.rest_error_window:
+            samples.popleft()
+        _, answered, failed = (b - a for a, b in zip(samples[0], samples[-1], strict=True))
+        total = answered + failed
+        limit = self.config.risk.max_rest_error_rate
+        if total >= MIN_WRITES_FOR_RATE and failed / total > limit:
+            self.halts.set(HaltReason.REST_ERROR_RATE, None, f"{failed} of {total} calls failed")
+        elif total < MIN_WRITES_FOR_RATE or failed / total <= limit / 2:
             self.halts.clear(HaltReason.REST_ERROR_RATE)
 
     def _check_stall(self) -> None:
@@ -729,7 +739,7 @@ class Engine:
                 if foreign:
                     await self.orders.cancel_foreign(foreign)
             except (KalshiError, PayloadError) as exc:
-                self._write_outcomes.append((time.monotonic(), True))
+                self._read_failures += 1
                 log.warning("reconciliation failed, retrying later: %s", exc)
 
     def _adoptable(self, client_order_id: str | None) -> bool:
@@ -845,11 +855,7 @@ class Engine:
         quota = self.theo.quota
         write = self.rest.limiter.buckets["write"]
         return EngineStatus(
-            state=max(
-                (self.halts.state(g) for g in [None, *self.games]), default=TradingState.ACTIVE
-            )
-            if not self.games
-            else self.halts.state(None),
+            state=self.halts.state(None),
             halts=tuple(self.halts.records()),
             ws=str(self.ws.state),
             games=len(self.games),

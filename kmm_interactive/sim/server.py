@@ -317,6 +317,9 @@ class KalshiServer:
             return _error(exc.status, exc.code, exc.message, nested=nested)
         except web.HTTPException:
             raise
+        except ConnectionResetError:  # the client went away mid-request: nothing to answer
+            log.debug("embedded exchange: %s %s: client gone", request.method, request.path)
+            raise
         except Exception:  # a bug: say so plainly, and keep serving
             log.exception("embedded exchange: %s %s failed", request.method, request.path)
             return _error(500, "internal_error", "internal error", nested=nested)

@@ -23,7 +23,6 @@ the strategy lab call the same function.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -217,7 +216,9 @@ def _decide_unit(
         return UnitDecision(tickers, unit.q, cap, exposed, idle)
     table = unit.table
     monopsony = table.quote(unit.q, tau)
-    theo_a = Decimal(unit.theo if unit.theo is not None else table.problem.p)
+    # repr: the shortest decimal that is this float, so the limits' Decimal arithmetic
+    # works on a few digits rather than the float's exact 50-digit expansion.
+    theo_a = Decimal(repr(unit.theo if unit.theo is not None else table.problem.p))
     planned: dict[GameSide, DesiredQuote] = {}
     for side in unit.sides:
         planned[side] = _price_side(
@@ -229,9 +230,15 @@ def _decide_unit(
     quotes: list[DesiredQuote] = []
     for side, wanted in planned.items():
         size = sizes.get(side, 0)
-        if wanted.tick is not None and size == 0:
-            wanted = _nothing(unit, side, f"at cap ({cap}, q = {unit.q})")
-        quotes.append(dataclasses.replace(wanted, size=size if wanted.tick is not None else 0))
+        if wanted.tick is None:
+            quotes.append(wanted)
+        elif size == 0:
+            quotes.append(_nothing(unit, side, f"at cap ({cap}, q = {unit.q})"))
+        else:
+            # Built just above and not yet shared: its size is set once here, as a frozen
+            # dataclass's __post_init__ would (a copy costs more than the whole side).
+            object.__setattr__(wanted, "size", size)
+            quotes.append(wanted)
     return UnitDecision(tickers, unit.q, cap, exposed, tuple(quotes))
 
 

@@ -29,6 +29,7 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from decimal import ROUND_FLOOR, Decimal
+from typing import Final
 
 from kmm_interactive.domain import ONE, GameSide, PriceGrid, SeriesFees, Side
 from kmm_interactive.pricing.fees import expected_fee
@@ -149,8 +150,11 @@ def allocate_sizes(
     return sizes
 
 
+_ORDER: Final = {side: i for i, side in enumerate(GameSide)}
+
+
 def _order(side: GameSide) -> int:
-    return list(GameSide).index(side)
+    return _ORDER[side]
 
 
 def _whole(value: Decimal) -> int:
