@@ -1,6 +1,6 @@
 # kmm_interactive: everything a fresh clone needs is installed from here, into .venv.
 #   make demo           JupyterLab on the pricing tour (127.0.0.1 only)
-#   make demo-headless  the same pricing, printed in the terminal
+#   make demo-headless  the market maker on the embedded exchange for 60 s, in the terminal
 #   make test           lint, types, unit tests and notebooks (what CI runs)
 #   make bench          benchmarks, printed as ratios measured side by side
 
@@ -34,7 +34,7 @@ demo: $(VENV)/.installed
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) notebooks/00_pricing.ipynb
 
 demo-headless: $(VENV)/.installed
-	$(BIN)/kmm quote --sport nba --theo 0.62 --tau 2h --config kmm.toml
+	$(BIN)/kmm run --config kmm.toml --env embedded --seconds 60
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -197,6 +197,7 @@ def _run(args: argparse.Namespace) -> int:
     from kmm_interactive.kalshi.auth import CredentialsError
     from kmm_interactive.launch import (
         EmbeddedExchange,
+        compressed,
         connection_from_info,
         live_connection,
         run_headless,
@@ -218,6 +219,12 @@ def _run(args: argparse.Namespace) -> int:
             connection = connection_from_info(info)
         elif world is not None:
             connection = world.start()
+            config = compressed(config, args.speed)
+            print(
+                f"embedded exchange, time compressed {args.speed:g}x: stop "
+                f"{config.risk.start_buffer:g} s before each start, odds pulled every "
+                f"{config.refresh.odds:g} s"
+            )
         else:
             connection = live_connection(config, env, confirm_prod=args.confirm_prod)
     except CredentialsError as exc:

@@ -16,7 +16,7 @@ import enum
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from typing import Final
@@ -28,6 +28,11 @@ DOLLAR_DECIMALS: Final = 6
 COUNT_DECIMALS: Final = 2
 #: Prices go out with at least four decimals ("0.5600"), as Kalshi prints them.
 WIRE_PRICE_DECIMALS: Final = 4
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC: every clock the engine is given by default."""
+    return datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------- fixed point

@@ -6,7 +6,8 @@
   Production needs ``confirm_prod=True``: it is never a default.
 * :class:`EmbeddedExchange`: the embedded exchange and odds feed on 127.0.0.1, on a thread
   of their own (so a blocked event loop stalls the engine, not the exchange, and the
-  watchdog can still cancel), with a throwaway demo key.
+  watchdog can still cancel), with a throwaway demo key; :func:`compressed` fits a
+  configuration to its compressed time.
 * :func:`run_headless`: the engine for a while, a status line every few seconds, and a
   summary at the end (``kmm run``, ``make demo-headless``).
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import time
@@ -27,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from kmm_interactive.config import KALSHI_ENDPOINTS, Config
+from kmm_interactive.config import KALSHI_ENDPOINTS, Config, Seconds
 from kmm_interactive.engine.guard import KillReport
 from kmm_interactive.engine.journal import Journal
 from kmm_interactive.engine.runtime import Connection, Engine
@@ -63,6 +65,33 @@ def live_connection(
         signer,
         config.odds.base_url if odds_key else None,
         odds_key,
+    )
+
+
+def compressed(config: Config, speed: float) -> Config:
+    """``config`` for the embedded world run ``speed`` times faster than life: the durations
+    that describe the market's pace (the stop before a start, how long odds stay good, how
+    often they are pulled, the recheck windows) shrink by ``speed``, and the order group's
+    contracts per 15 s grow by it, each within its own allowed range. Wall-clock settings
+    (rests, backoffs, timeouts, the watchdog) stay as they are."""
+    if not speed > 0:
+        raise ValueError(f"speed = {speed}: must be above zero")
+    theo, risk, refresh = config.theo, config.risk, config.refresh
+    odds = Seconds(max(refresh.odds / speed, 10.0))
+    return dataclasses.replace(
+        config,
+        risk=dataclasses.replace(
+            risk,
+            start_buffer=Seconds(risk.start_buffer / speed),
+            order_group_contracts=min(int(risk.order_group_contracts * speed), 1_000_000),
+        ),
+        refresh=dataclasses.replace(refresh, odds=odds),
+        theo=dataclasses.replace(
+            theo,
+            max_age=Seconds(max(theo.max_age / speed, 60.0, odds)),
+            recheck_window=Seconds(max(theo.recheck_window / speed, 1.0)),
+            recheck_min_interval=Seconds(theo.recheck_min_interval / speed),
+        ),
     )
 
 

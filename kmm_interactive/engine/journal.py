@@ -47,7 +47,15 @@ from typing import Final, Self, TypeVar
 
 import pandas as pd
 
-from kmm_interactive.domain import Fill, Order, OrderState, Side, parse_count, parse_dollars
+from kmm_interactive.domain import (
+    Fill,
+    Order,
+    OrderState,
+    Side,
+    parse_count,
+    parse_dollars,
+    utc_now,
+)
 
 #: ``PRAGMA user_version`` of the files this module writes; a file with a higher one was
 #: written by a newer package and is refused rather than misread.
@@ -179,10 +187,6 @@ class JournaledOrder:
     run_id: str
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Journal:
     """One engine run's journal on ``path`` (``None``: in memory, gone when closed).
 
@@ -194,7 +198,7 @@ class Journal:
         self,
         path: str | os.PathLike[str] | None = None,
         *,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.path: str | None = None if path is None else os.fspath(path)
         if self.path in ("", ":memory:"):

@@ -42,12 +42,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
 from kmm_interactive.config import Config
-from kmm_interactive.domain import Fill, Game, Market, SeriesFees
+from kmm_interactive.domain import Fill, Game, Market, SeriesFees, utc_now
 from kmm_interactive.engine.game import GameRuntime, OwnOrder
 from kmm_interactive.engine.guard import HaltBook, HaltRecord, KillReport, LoopWatchdog, kill_switch
 from kmm_interactive.engine.journal import Journal
@@ -83,10 +83,6 @@ TICK_SECONDS: Final = 1.0
 DISCOVERY_SECONDS: Final = 300.0
 #: A REST failure rate is judged only over at least this many writes.
 MIN_WRITES_FOR_RATE: Final = 10
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

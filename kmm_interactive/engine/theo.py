@@ -55,12 +55,13 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Final
 
 from kmm_interactive.config import Config, TheoConfig, parse_duration
+from kmm_interactive.domain import utc_now
 from kmm_interactive.odds.client import (
     OddsBoard,
     OddsClient,
@@ -94,10 +95,6 @@ SUM_TOLERANCE: Final = 1e-9
 NO_FEED: Final = "no odds feed is configured (manual theo only)"
 #: Inventory assumed before the engine reports any: flat (any cap gives no skew at q = 0).
 _FLAT: Final = (Decimal(0), 1)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------- values
@@ -282,7 +279,7 @@ class TheoService:
         odds: OddsClient | None,
         config: Config,
         *,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         on_change: Callable[[str, Theo | None], None] | None = None,
         on_event: Callable[[str, dict[str, object]], None] | None = None,
     ) -> None:

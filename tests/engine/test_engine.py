@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from enginekit import (
     engine_config,
     order_updates,
@@ -22,6 +23,7 @@ from enginekit import (
     until,
 )
 
+from kmm_interactive.config import ConfigError
 from kmm_interactive.engine.orders import WriteKind
 from kmm_interactive.engine.runtime import Engine
 from kmm_interactive.strategy.halts import HaltReason, TradingState
@@ -181,3 +183,56 @@ async def test_a_stalled_loop_is_caught_by_the_watchdog(tmp_path: Path) -> None:
         stall = engine.journal.events_frame("stall")
         assert len(stall) == 1
         assert stall["data"].iloc[0]["cancelled_ok"] is True
+
+
+async def test_the_traders_controls_take_effect_and_bad_input_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    async with trading(tmp_path, seed=5, n_games=3) as (world, engine):
+        event = two_sided_games(engine)[0]
+        g = engine.games[event]
+        a = g.game.market_a.ticker
+        await until(lambda: all_four_quoted(engine, quoted_sides(world), event), 20, "quoted")
+        # γ: validated by the sport profile's rules; a new table is solved off the loop.
+        with pytest.raises(ConfigError, match="gamma"):
+            engine.set_params(event, gamma=-1.0)
+        with pytest.raises(ConfigError, match="is not a parameter"):
+            engine.set_params(event, gamma=0.3, colour="red")
+        assert g.profile.gamma == engine.config.sports[g.sport].gamma  # nothing half-applied
+        assert engine.set_params(event, gamma=0.3) == {
+            "gamma": (engine.config.sports[g.sport].gamma, 0.3)
+        }
+        engine.set_params(a, k=1.5)
+        await until(
+            lambda: (
+                (t := g.tables[0]) is not None
+                and t.problem.gamma == 0.3
+                and t.problem.book_a.k == 1.5
+            ),
+            10,
+            "the new quote table in force",
+        )
+        # A theo override moves the quotes at once (breaking news), and expires.
+        before = {(o.ticker, o.side): o.price for o in resting(world)}
+        assert g.probs is not None
+        low = round(max(g.probs[a] - 0.15, 0.05), 2)
+        engine.override_theo(a, low, ttl="5m", reason="starter ruled out")
+        await until(
+            lambda: any(
+                o.ticker == a and o.side == "bid" and o.price < before[(a, "bid")]
+                for o in resting(world)
+            ),
+            10,
+            "the bid on A moved down after the override",
+        )
+        assert engine.theo.theo(event) is not None
+        assert engine.clear_override(a)
+        # Pause: the game's orders go; resume: they come back.
+        engine.pause(event)
+        await until(
+            lambda: not any(o.ticker in g.tickers for o in resting(world)), 10, "paused game pulled"
+        )
+        engine.resume(event)
+        await until(lambda: all_four_quoted(engine, quoted_sides(world), event), 10, "resumed")
+        kinds = set(engine.journal.events_frame()["kind"])
+        assert {"params", "override", "override_cleared", "halt", "halt_cleared"} <= kinds
