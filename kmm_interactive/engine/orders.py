@@ -352,17 +352,60 @@ class OrderManager:
             await self.rest.reset_order_group(group)
 
     def _launch(self, game: str, writes: Sequence[Write]) -> None:
+        """Mark every write's order at once (new orders tracked, the others busy), then send
+        the writes as tasks. Marking happens here, before any task runs, so that the next
+        decision of the game (which may come before the tasks start) sees them in flight
+        and plans nothing more on those sides."""
         creates = [w for w in writes if w.kind is WriteKind.CREATE]
-        cancels = [w for w in writes if w.kind is WriteKind.CANCEL]
-        others = [w for w in writes if w.kind in (WriteKind.AMEND, WriteKind.DECREASE)]
+        cancels = [
+            self._orders[w.client_order_id or ""] for w in writes if w.kind is WriteKind.CANCEL
+        ]
+        changes = [w for w in writes if w.kind in (WriteKind.AMEND, WriteKind.DECREASE)]
         for w in writes:
             self.stats.writes[w.kind] += 1
         if creates:
-            self._spawn(self._create(game, creates))
+            self._spawn(self._create(*self._begin_creates(game, creates)))
         if cancels:
-            self._spawn(self._cancel([self._orders[w.client_order_id or ""] for w in cancels]))
-        for w in others:
-            self._spawn(self._change(self._orders[w.client_order_id or ""], w))
+            self._begin_cancel(cancels)
+            self._spawn(self._cancel(cancels))
+        for w in changes:
+            tracked = self._orders[w.client_order_id or ""]
+            tracked.busy = True
+            if w.kind is WriteKind.AMEND:
+                self._move(tracked, OrderState.PENDING_AMEND, f"amend to {w.size} @ {w.price}")
+            self._spawn(self._change(tracked, w))
+
+    def _begin_creates(
+        self, game: str, writes: Sequence[Write]
+    ) -> tuple[list[Tracked], list[OrderRequest]]:
+        now = self._clock()
+        group = self._groups.get(game)
+        pending: list[Tracked] = []
+        requests: list[OrderRequest] = []
+        for w in writes:
+            assert w.price is not None
+            assert w.size is not None
+            cid = f"{self.prefix}{next(self._counter)}"
+            tracked = Tracked(
+                Order(cid, w.ticker, w.side, w.price, w.size), game, now, now, busy=True
+            )
+            self._add(tracked)
+            self._on_change(tracked, "create")
+            pending.append(tracked)
+            requests.append(
+                OrderRequest(
+                    w.ticker, w.side, w.price, w.size, client_order_id=cid,
+                    post_only=True, order_group_id=group,
+                )
+            )  # fmt: skip
+        return pending, requests
+
+    def _begin_cancel(self, targets: Sequence[Tracked]) -> None:
+        for t in targets:
+            t.busy = True
+            t.cancels_sent += 1
+            t.cancel_acked = None
+            self._move(t, OrderState.PENDING_CANCEL, "cancel sent")
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -428,30 +471,24 @@ class OrderManager:
         tracked.busy = False
         self._on_settled(tracked.game)
 
-    async def _create(self, game: str, writes: Sequence[Write]) -> None:
-        now = self._clock()
-        group = self._groups.get(game)
-        pending: list[Tracked] = []
-        requests: list[OrderRequest] = []
-        for w in writes:
-            assert w.price is not None
-            assert w.size is not None
-            cid = f"{self.prefix}{next(self._counter)}"
-            order = Order(cid, w.ticker, w.side, w.price, w.size)
-            tracked = Tracked(order, game, now, now, busy=True)
-            self._add(tracked)
-            self._on_change(tracked, "create")
-            pending.append(tracked)
-            requests.append(
-                OrderRequest(
-                    w.ticker, w.side, w.price, w.size, client_order_id=cid,
-                    post_only=True, order_group_id=group,
-                )
-            )  # fmt: skip
-        if len(requests) == 1:
-            results = [await self.rest.create_order(requests[0])]
-        else:
-            results = await self.rest.batch_create(requests)
+    async def _create(self, pending: Sequence[Tracked], requests: Sequence[OrderRequest]) -> None:
+        try:
+            if len(requests) == 1:
+                results = [await self.rest.create_order(requests[0])]
+            else:
+                results = await self.rest.batch_create(requests)
+        except ValueError as exc:  # refused before anything was sent (a bad argument)
+            log.error("create refused locally: %s", exc)
+            for tracked in pending:
+                self._move(tracked, OrderState.DONE, f"refused before sending: {exc}")
+                self._settle(tracked)
+            return
+        except Exception as exc:  # not the client's contract: it may have been sent
+            log.exception("create failed unexpectedly; the orders are looked up by id")
+            for tracked in pending:
+                self._move(tracked, OrderState.UNKNOWN, f"create failed: {exc!r}")
+                self._settle(tracked)
+            return
         for tracked, result in zip(pending, results, strict=True):
             self._created(tracked, result)
             self._settle(tracked)
@@ -488,12 +525,8 @@ class OrderManager:
         assert o.order_id is not None
         assert write.size is not None
         assert write.price is not None
-        tracked.busy = True
         try:
             if write.kind is WriteKind.AMEND:
-                self._move(
-                    tracked, OrderState.PENDING_AMEND, f"amend to {write.size} @ {write.price}"
-                )
                 answer = await self.rest.amend_order(
                     o.order_id,
                     ticker=o.ticker,
@@ -510,6 +543,11 @@ class OrderManager:
             # exchange can say what the order is now.
             self._count(exc)
             self._move(tracked, OrderState.UNKNOWN, f"{write.kind} failed: {exc}")
+            self._settle(tracked)
+            return
+        except Exception as exc:  # a bad argument, or a bug: the exchange decides
+            log.exception("%s of %s failed unexpectedly", write.kind, o.order_id)
+            self._move(tracked, OrderState.UNKNOWN, f"{write.kind} failed: {exc!r}")
             self._settle(tracked)
             return
         self._count(None)
@@ -535,19 +573,20 @@ class OrderManager:
         self._settle(tracked)
 
     async def _cancel(self, targets: Sequence[Tracked]) -> None:
-        for t in targets:
-            t.busy = True
-            t.cancels_sent += 1
-            self._move(t, OrderState.PENDING_CANCEL, "cancel sent")
+        """Send a cancel for orders already marked by :meth:`_begin_cancel`."""
         pairs = [(t.order.order_id or "", t.order.ticker) for t in targets]
         try:
             if len(pairs) == 1:
                 changes = [await self.rest.cancel_order(pairs[0][0], market_ticker=pairs[0][1])]
             else:
                 changes = await self.rest.batch_cancel(pairs)
-        except (KalshiError, PayloadError) as exc:
+        except Exception as exc:
             # The cancel may or may not have gone through; the verifier asks REST.
-            self._count(exc, len(targets))
+            if isinstance(exc, KalshiError | PayloadError):
+                self._count(exc, len(targets))
+            else:
+                log.exception("a cancel failed unexpectedly; the verifier will ask REST")
+                self.stats.failed += len(targets)
             for t in targets:
                 t.cancel_acked = self._clock()
                 self._set(t, t.order, f"cancel failed: {exc}")
@@ -661,8 +700,8 @@ class OrderManager:
             log.error("order %s still rests after %d cancels", view.order_id, tracked.cancels_sent)
             return
         self.stats.recancels += 1
-        tracked.cancel_acked = None
         self._set(tracked, tracked.order, "cancel not applied: sent again")
+        self._begin_cancel([tracked])
         await self._cancel([tracked])
 
     async def _resolve(self, tracked: Tracked, now: datetime) -> None:

@@ -264,9 +264,12 @@ class Engine:
             return None
         self._stopping = True
         report = None
-        for task in list(self._tasks.values()):
+        background = list(self._tasks.values())
+        if self._killing is not None:
+            background.append(self._killing)  # stop() runs its own verified cancel below
+        for task in background:
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.gather(*background, return_exceptions=True)
         await self.orders.close()
         if cancel_orders and self._started:
             report = await kill_switch(

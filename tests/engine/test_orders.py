@@ -184,6 +184,27 @@ async def test_a_game_is_quoted_requoted_and_pulled_with_minimal_writes(
     assert om.tracked("g") == []
 
 
+async def test_a_decision_right_after_another_sends_nothing_twice(
+    venue: Venue, alice: KalshiRest
+) -> None:
+    # The next decision can come before the first one's write tasks have started: the
+    # sides they write must already look busy, or they would be written twice.
+    om = manager(alice)
+    first = await om.apply("g", QUOTES)
+    again = await om.apply("g", QUOTES)
+    assert len(first) == 4
+    assert again == []
+    await om.wait_idle()
+    moved = dict(QUOTES)
+    moved[(NBA, Side.BID)] = (D("0.41"), 10)
+    (amend,) = await om.apply("g", moved)
+    assert await om.apply("g", moved) == []
+    assert amend.kind is WriteKind.AMEND
+    await om.wait_idle()
+    assert len(list(venue.exchange.live_orders("alice"))) == 4
+    assert om.stats.writes[WriteKind.CREATE] == 4
+
+
 async def test_lying_and_unapplied_cancels_are_sent_again_until_the_order_is_gone(
     venue: Venue, alice: KalshiRest
 ) -> None:
