@@ -264,7 +264,7 @@ class Engine:
             return None
         self._stopping = True
         report = None
-        background = list(self._tasks.values())
+        background: list[asyncio.Task[Any]] = list(self._tasks.values())
         if self._killing is not None:
             background.append(self._killing)  # stop() runs its own verified cancel below
         for task in background:
