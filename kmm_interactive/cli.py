@@ -216,7 +216,7 @@ def _run(args: argparse.Namespace) -> int:
                 raise ValueError(f"--connect {args.connect}: not readable JSON ({exc})") from None
             if not isinstance(info, dict):
                 raise ValueError(f"--connect {args.connect}: expected a JSON object")
-            connection = connection_from_info(info)
+            connection = connection_from_info(info, env)
         elif world is not None:
             connection = world.start()
             config = compressed(config, args.speed)
@@ -246,7 +246,8 @@ def _run(args: argparse.Namespace) -> int:
             world.stop()
     for line in summary.lines():
         print(line)
-    return 1 if summary.failures else 0
+    unverified = summary.stop_report is not None and not summary.stop_report.ok
+    return 1 if summary.failures or unverified else 0
 
 
 def _check_config(path: str) -> int:

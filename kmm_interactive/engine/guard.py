@@ -412,6 +412,7 @@ class LoopWatchdog:
         self._last_beat: float | None = None  # time.monotonic() of the last beat
         self._resting = 0
         self._tripped = False  # acted on the current stall already
+        self._detected: float | None = None  # a stall acted on, for the loop to halt at once
         self._trip: StallReport | None = None
 
     def __repr__(self) -> str:
@@ -442,6 +443,13 @@ class LoopWatchdog:
         while True:
             self.beat(resting_orders())
             await asyncio.sleep(interval)
+
+    def take_detection(self) -> float | None:
+        """How long the loop stalled, if the watchdog has started cancelling because of it
+        since the last call (the full report follows from :meth:`take_trip`)."""
+        with self._lock:
+            detected, self._detected = self._detected, None
+        return detected
 
     def take_trip(self) -> StallReport | None:
         """The latest stall acted on since the last call, if any."""
@@ -505,6 +513,10 @@ class LoopWatchdog:
             if listed == []:
                 return
             resting_before = len(listed) if listed else UNKNOWN
+        with self._lock:
+            # Published before the cancels are verified (that can take verify_timeout): a
+            # loop that wakes meanwhile must halt at once, not quote into the cancels.
+            self._detected = stalled_for
         report = self._cancel_everything(client, stalled_for, resting_before)
         with self._lock:
             self._trip = report

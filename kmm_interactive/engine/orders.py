@@ -227,6 +227,7 @@ class OrderManager:
         on_change: OnChange | None = None,
         on_settled: Callable[[str], None] | None = None,
         on_rejected: Callable[[str, KalshiError | PayloadError], None] | None = None,
+        on_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         if not run_id or not run_id.replace("-", "").isalnum() or len(run_id) > 24:
             raise ValueError(f"run_id {run_id!r}: 1 to 24 letters, digits or '-'")
@@ -242,6 +243,9 @@ class OrderManager:
         self._on_change = on_change or (lambda _t, _n: None)
         self._on_settled = on_settled or (lambda _g: None)
         self._on_rejected = on_rejected or (lambda _g, _e: None)
+        self._on_error = on_error or (lambda _what, _exc: None)
+        # Per game, the orders the exchange says filled more than our fills have booked.
+        self._unbooked: dict[str, set[str]] = {}
         self._orders: dict[str, Tracked] = {}  # by client_order_id, DONE ones for a while
         # Orders not DONE, by game and by market: what every decision scans.
         self._by_game: dict[str, dict[str, Tracked]] = {}
@@ -280,8 +284,14 @@ class OrderManager:
         while self._done and self._done[0][0] < cutoff:
             _, old = self._done.popleft()
             gone = self._orders.pop(old, None)
-            if gone is not None and gone.order.order_id is not None:
+            if gone is None:
+                continue
+            if gone.order.order_id is not None:
                 self._by_id.pop(gone.order.order_id, None)
+            if old in self._unbooked.get(gone.game, ()):
+                # Long since reconciled from REST (positions adopt the exchange's truth).
+                log.warning("order %s: fills never booked from its own messages", old)
+                self._unbooked[gone.game].discard(old)
 
     def find(
         self, *, client_order_id: str | None = None, order_id: str | None = None
@@ -324,7 +334,7 @@ class OrderManager:
             writes = plan_writes(desired, live, refill_below=self.refill_below)
             shrinking = [w for w in writes if not w.grows]
             growing = [w for w in writes if w.grows]
-            if shrinking or not all(t.settled for t in live):
+            if shrinking or not all(t.settled for t in live) or self.has_unbooked_fills(game):
                 growing = []
             needs_group = self.group_limit is not None and game not in self._groups
             if growing and needs_group and not await self._ensure_group(game):
@@ -414,8 +424,10 @@ class OrderManager:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("order write task failed", exc_info=task.exception())
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            log.error("order write task failed", exc_info=exc)
+            self._on_error("an order write task", exc)
 
     async def wait_idle(self, timeout: float = 10.0) -> None:
         """Until no write is in flight (tests and shutdown)."""
@@ -430,8 +442,23 @@ class OrderManager:
 
     # ------------------------------------------------------------------ the writes
 
+    def has_unbooked_fills(self, game: str) -> bool:
+        """The exchange reports fills of this game's orders that our fills have not booked
+        yet (``user_orders`` can come before ``fill``): the inventory is not known, so
+        nothing may grow until they are booked (by the WS or a reconciliation)."""
+        return bool(self._unbooked.get(game))
+
+    def _note_booking(self, tracked: Tracked) -> None:
+        cid, game = tracked.order.client_order_id, tracked.game
+        if tracked.order.filled > tracked.filled_by_fills:
+            self._unbooked.setdefault(game, set()).add(cid)
+        elif cid in self._unbooked.get(game, ()):
+            self._unbooked[game].discard(cid)
+            self._on_settled(game)
+
     def _set(self, tracked: Tracked, order: Order, note: str) -> None:
         tracked.order = order
+        self._note_booking(tracked)
         tracked.touched = self._clock()
         if order.order_id:
             self._by_id[order.order_id] = order.client_order_id
@@ -490,8 +517,10 @@ class OrderManager:
                 self._settle(tracked)
             return
         for tracked, result in zip(pending, results, strict=True):
-            self._created(tracked, result)
-            self._settle(tracked)
+            try:
+                self._created(tracked, result)
+            finally:  # one failing callback must not leave the others in flight forever
+                self._settle(tracked)
 
     def _count(self, error: KalshiError | PayloadError | None, n: int = 1) -> None:
         if error is None or (isinstance(error, KalshiError) and not error.is_transient):
@@ -504,11 +533,18 @@ class OrderManager:
         if result.status is CreateStatus.CREATED:
             remaining = result.remaining_count
             changes: dict[str, object] = {"order_id": result.order_id}
-            if remaining is not None and tracked.order.state is not OrderState.DONE:
-                filled = max(tracked.order.count - remaining, tracked.order.filled, ZERO)
-                changes["filled"] = min(filled, tracked.order.count)
+            # The answer's fill count; what is neither filled nor resting was cancelled
+            # (a post-only order that would have crossed), not filled.
+            filled = result.fill_count
+            if filled is None and remaining is not None:
+                filled = tracked.order.count - remaining
+            if filled is not None and tracked.order.state is not OrderState.DONE:
+                changes["filled"] = min(
+                    max(filled, tracked.order.filled, ZERO), tracked.order.count
+                )
             if remaining == 0:
-                self._move(tracked, OrderState.DONE, "created and filled at once", **changes)
+                why = "filled at once" if filled else "cancelled at once (it would have crossed)"
+                self._move(tracked, OrderState.DONE, f"created and {why}", **changes)
             else:
                 self._move(tracked, OrderState.RESTING, "created", **changes)
         elif result.status is CreateStatus.REJECTED:
@@ -593,13 +629,15 @@ class OrderManager:
                 self._settle(t)
             return
         for t, change in zip(targets, changes, strict=True):
-            self._count(change.error)
-            if change.already_gone:
-                self._move(t, OrderState.DONE, "cancel: the exchange had no such order")
-            else:
-                # Acknowledged is not done: the confirmation comes from user_orders or REST.
-                t.cancel_acked = self._clock()
-            self._settle(t)
+            try:
+                self._count(change.error)
+                if change.already_gone:
+                    self._move(t, OrderState.DONE, "cancel: the exchange had no such order")
+                else:
+                    # Acknowledged is not done: the confirmation comes from user_orders or REST.
+                    t.cancel_acked = self._clock()
+            finally:
+                self._settle(t)
 
     # ------------------------------------------------------------------ the exchange's word
 
@@ -639,6 +677,7 @@ class OrderManager:
             return
         tracked.fill_ids.add(fill.fill_id)
         tracked.filled_by_fills += fill.count
+        self._note_booking(tracked)
         o = tracked.order
         filled = max(o.filled, tracked.filled_by_fills)
         count = max(o.count, filled)
@@ -646,8 +685,9 @@ class OrderManager:
             self._finish(tracked, filled, "filled")
             return
         if o.state is not OrderState.DONE:
-            tracked.order = replace(o, filled=filled, count=count)
-            self._on_change(tracked, f"fill {fill.count} @ {fill.price}")
+            self._set(
+                tracked, replace(o, filled=filled, count=count), f"fill {fill.count} @ {fill.price}"
+            )
         self._on_settled(tracked.game)
 
     # ------------------------------------------------------------------ verification
@@ -697,7 +737,12 @@ class OrderManager:
             self._finish(tracked, filled, "cancel confirmed by REST")
             return
         if tracked.cancels_sent >= self.max_recancels:
-            log.error("order %s still rests after %d cancels", view.order_id, tracked.cancels_sent)
+            if tracked.cancels_sent == self.max_recancels:  # said once
+                tracked.cancels_sent += 1
+                problem = RuntimeError(
+                    f"order {view.order_id} still rests after {self.max_recancels} cancels"
+                )
+                self._on_error("a cancel that does not take", problem)
             return
         self.stats.recancels += 1
         self._set(tracked, tracked.order, "cancel not applied: sent again")
@@ -734,7 +779,8 @@ class OrderManager:
             cid, e.ticker, e.side, e.price, e.filled + e.remaining, e.filled,
             OrderState.RESTING, e.order_id,
         )  # fmt: skip
-        tracked = Tracked(order, game, e.updated or now, now)
+        # Its fills so far happened before this run: positions have them (journal, REST).
+        tracked = Tracked(order, game, e.updated or now, now, filled_by_fills=e.filled)
         self._add(tracked)
         self.stats.adopted += 1
         self._on_change(tracked, "adopted from the exchange")
@@ -768,7 +814,13 @@ class OrderManager:
                 if (now - tracked.touched).total_seconds() >= quiet_for:
                     self._set(tracked, tracked.order, "exchange still shows it: cancelling")
                     await self.rest.cancel_order(e.order_id, market_ticker=e.ticker)
-            elif not tracked.busy and tracked.cancel_acked is None:
+            elif (
+                not tracked.busy
+                and tracked.cancel_acked is None
+                # Quiet for a while only: a listing lags, and must not undo an amend or a
+                # decrease the WS has just confirmed.
+                and (now - tracked.touched).total_seconds() >= quiet_for
+            ):
                 self.on_user_order(e)
         for t in self.tracked():
             if t.order.client_order_id in seen or t.busy or t.order.order_id is None:

@@ -133,14 +133,16 @@ class Mismatch:
 
 @dataclass(frozen=True)
 class ReconcileReport:
-    """What one reconciliation did: fills applied from REST, positions adopted, how many
-    tickers were compared and which were skipped as too recently traded."""
+    """What one reconciliation did: fills applied from REST, positions adopted, differences
+    seen once and left for a second look, how many tickers were compared and which were
+    skipped as too recently traded."""
 
     at: datetime
     backfilled: tuple[Fill, ...]
     mismatches: tuple[Mismatch, ...]
     checked: int
     skipped_recent: tuple[str, ...]
+    suspected: tuple[Mismatch, ...] = ()
 
 
 # --------------------------------------------------------------------------- accounting
@@ -310,9 +312,16 @@ async def reconcile(
     since: datetime | None,
     now: datetime,
     quiet_for: float = 2.0,
+    suspects: dict[str, Decimal] | None = None,
 ) -> ReconcileReport:
     """Backfill the fills since ``since`` that the book has not seen, then adopt the
-    exchange's position for each of ``tickers`` that is not busy and differs from ours."""
+    exchange's position for each of ``tickers`` that is not busy and differs from ours.
+
+    ``suspects`` (kept by the caller between calls) makes adoption wait for a second look:
+    a difference is adopted only when the previous reconciliation saw the same exchange
+    position too. Without it, a position that already counts a fill the fills listing (and
+    the WS) have not delivered yet would be adopted, and that fill then counted twice when
+    it arrives. A first sighting is reported in ``suspected``."""
     wanted = frozenset(tickers)
     # Positions before fills: a fill that lands between the two reads then shows among the
     # fills (recent, so its ticker is skipped) rather than only in the positions.
@@ -323,6 +332,7 @@ async def reconcile(
     theirs = {m.ticker: m for m in positions.markets if m.ticker in wanted}
     quiet = timedelta(seconds=quiet_for)
     mismatches: list[Mismatch] = []
+    suspected: list[Mismatch] = []
     skipped: list[str] = []
     for ticker in sorted(wanted):
         ours = book.holding(ticker)
@@ -332,16 +342,26 @@ async def reconcile(
             skipped.append(ticker)
             continue
         exchange = reported.position if reported else ZERO
-        if exchange != ours.position:
-            cost = reported.exposure if reported and reported.exposure > 0 else None
-            book.adopt(ticker, exchange, reason="reconciliation", exchange_cost=cost)
-            mismatches.append(Mismatch(ticker, ours.position, exchange))
+        if exchange == ours.position:
+            if suspects is not None:
+                suspects.pop(ticker, None)
+            continue
+        if suspects is not None and suspects.get(ticker) != exchange:
+            suspects[ticker] = exchange
+            suspected.append(Mismatch(ticker, ours.position, exchange))
+            continue
+        if suspects is not None:
+            del suspects[ticker]
+        cost = reported.exposure if reported and reported.exposure > 0 else None
+        book.adopt(ticker, exchange, reason="reconciliation", exchange_cost=cost)
+        mismatches.append(Mismatch(ticker, ours.position, exchange))
     return ReconcileReport(
         at=now,
         backfilled=backfilled,
         mismatches=tuple(mismatches),
         checked=len(wanted) - len(skipped),
         skipped_recent=tuple(skipped),
+        suspected=tuple(suspected),
     )
 
 

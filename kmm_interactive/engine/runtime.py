@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -64,7 +65,7 @@ from kmm_interactive.kalshi.messages import (
     LifecycleMsg,
     UserOrderMsg,
 )
-from kmm_interactive.kalshi.models import MarketInfo, PayloadError
+from kmm_interactive.kalshi.models import ExchangeOrder, MarketInfo, PayloadError
 from kmm_interactive.kalshi.rest import KalshiRest
 from kmm_interactive.kalshi.ws import Disconnected, Event, KalshiWs, Reconnected
 from kmm_interactive.odds.client import OddsClient
@@ -81,6 +82,7 @@ MONITOR_HZ: Final = 4.0
 #: Every game is re-decided at least this often: τ moves, rests and holds expire.
 TICK_SECONDS: Final = 1.0
 DISCOVERY_SECONDS: Final = 300.0
+EXCHANGE_STATUS_SECONDS: Final = 30.0
 #: A REST failure rate is judged only over at least this many writes.
 MIN_WRITES_FOR_RATE: Final = 10
 
@@ -180,6 +182,7 @@ class Engine:
             on_change=self._on_order,
             on_settled=self._dirty,
             on_rejected=self._on_rejected,
+            on_error=self._fail,
         )
         self.theo = TheoService(
             self.odds, config, clock=clock, on_change=self._on_theo, on_event=self._on_theo_event
@@ -208,6 +211,11 @@ class Engine:
         self._stopping = False
         self._session_since: datetime | None = None
         self._reconciling = asyncio.Lock()
+        self._reconciled_at: datetime | None = None
+        self._suspects: dict[str, Decimal] = {}  # position differences seen once
+        self._known_ids: set[str] = set()
+        self._paused_by_refusal: dict[str, float] = {}
+        self._reconnects = 0
         self._killing: asyncio.Task[KillReport] | None = None
 
     def __repr__(self) -> str:
@@ -251,6 +259,7 @@ class Engine:
         self._spawn("monitor", self._monitor())
         self._spawn("reconcile", self._reconcile_loop())
         self._spawn("discovery", self._discovery_loop())
+        self._spawn("exchange status", self._exchange_status_loop())
         if self.watchdog is not None:
             self.watchdog.start()
             self._spawn("heartbeat", self.watchdog.run_heartbeat(self.orders.resting_count))
@@ -300,12 +309,17 @@ class Engine:
         if task.cancelled() or self._stopping:
             return
         exc = task.exception()
-        if exc is None:
+        if exc is not None:
+            self._fail(f"task {name}", exc)
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        """Something the engine relies on failed: say so everywhere, halt, cancel all."""
+        if self._stopping:
             return
-        log.error("engine task %s failed", name, exc_info=exc)
-        self.failures.append((name, exc))
-        self.journal.record("error", task=name, error=f"{type(exc).__name__}: {exc}")
-        self.halts.set(HaltReason.ENGINE_ERROR, None, f"task {name}: {type(exc).__name__}: {exc}")
+        log.error("engine: %s failed", what, exc_info=exc)
+        self.failures.append((what, exc))
+        self.journal.record("error", task=what, error=f"{type(exc).__name__}: {exc}")
+        self.halts.set(HaltReason.ENGINE_ERROR, None, f"{what}: {type(exc).__name__}: {exc}")
         if self._killing is None or self._killing.done():
             self._killing = asyncio.ensure_future(self._kill_now("engine error"))
 
@@ -406,6 +420,29 @@ class Engine:
         if tickers:
             await self.ws.subscribe("orderbook_delta", tickers)
 
+    async def _exchange_status_loop(self) -> None:
+        """Every ``EXCHANGE_STATUS_SECONDS``: a paused exchange (maintenance) halts every
+        game; when it trades again the halt heals, and so do the games paused by a
+        ``MARKET_INACTIVE`` refusal (they try again; a market that is still inactive
+        refuses again)."""
+        while True:
+            try:
+                status = await self.rest.exchange_status()
+            except (KalshiError, PayloadError) as exc:
+                self._read_failures += 1
+                log.warning("exchange status unavailable: %s", exc)
+            else:
+                if status.trading_active:
+                    self.halts.clear(HaltReason.EXCHANGE_PAUSED)
+                    now = time.monotonic()
+                    for game, since in list(self._paused_by_refusal.items()):
+                        if now - since >= EXCHANGE_STATUS_SECONDS:
+                            del self._paused_by_refusal[game]
+                            self.halts.clear(HaltReason.EXCHANGE_PAUSED, game)
+                else:
+                    self.halts.set(HaltReason.EXCHANGE_PAUSED, None, "exchange not trading")
+            await asyncio.sleep(EXCHANGE_STATUS_SECONDS)
+
     async def _discovery_loop(self) -> None:
         while True:
             await asyncio.sleep(DISCOVERY_SECONDS)
@@ -417,24 +454,64 @@ class Engine:
     # ------------------------------------------------------------------ recovery
 
     async def _recover(self) -> None:
-        """Positions and resting orders as the exchange has them, before any quote."""
+        """Positions and resting orders as the exchange has them, before any quote: the
+        journal's settlements, the exchange's settlements and fills since, then the resting
+        orders on the markets we quote (ours adopted, others cancelled)."""
+        for event in self.journal.events_frame("settled")["data"]:
+            self._settle(event["ticker"], event["result"], event.get("value"))
         since = self.journal.last_fill_time()
+        for settlement in await self.rest.settlements(min_ts=since):
+            self._settle(settlement.ticker, settlement.market_result, None)
+        self._known_ids = self.journal.known_client_order_ids()
         await self._reconcile_positions(since=since - timedelta(minutes=5) if since else None)
-        known = self.journal.known_client_order_ids()
-        resting = await self.rest.orders(status="resting")
-        foreign = []
-        for order in resting:
-            game = self._by_ticker.get(order.ticker)
-            ours = order.client_order_id in known or self.orders.owns(order.client_order_id)
-            if game is not None and (ours or self.adopt_foreign):
-                self.orders.adopt(order, game.event_ticker)
+        strangers = await self.rest.orders(status="resting")
+        cancelled = await self._adopt_or_cancel(strangers)
+        self.journal.record("reconcile", phase="start", adopted=len(strangers) - cancelled,
+                            cancelled=cancelled)  # fmt: skip
+
+    def _settle(self, ticker: str, result: str, value: object) -> None:
+        """Settle a market in the positions (idempotent), and journal it."""
+        if self.positions.holding(ticker).position == 0:
+            return
+        settlement_value = value if isinstance(value, Decimal) else None
+        if isinstance(value, str):
+            settlement_value = Decimal(value)
+        try:
+            self.positions.settle(ticker, result, settlement_value)
+        except ValueError as exc:
+            log.warning("%s: cannot settle: %s", ticker, exc)
+            return
+        g = self._by_ticker.get(ticker)
+        self.journal.record("settled", game=g.event_ticker if g else None, ticker=ticker,
+                            result=result, value=settlement_value)  # fmt: skip
+
+    def _ours(self, client_order_id: str | None) -> bool:
+        """Made by this engine: this run, or a run whose journal this is."""
+        return client_order_id is not None and (
+            client_order_id.startswith(self.orders.prefix) or client_order_id in self._known_ids
+        )
+
+    async def _adopt_or_cancel(self, strangers: Sequence[ExchangeOrder]) -> int:
+        """Resting orders the engine does not track. On a market of a game it quotes: ours
+        (or any, with ``adopt_foreign``) are adopted while the game quotes, the rest are
+        cancelled (two quoters on one book of one account would trade with each other).
+        Orders on other markets are the account's own business and are left alone."""
+        cancel = []
+        for order in strangers:
+            g = self._by_ticker.get(order.ticker)
+            if g is None:
+                continue
+            live = not g.finished and HaltReason.GAME_STARTED not in self.halts.reasons(
+                g.event_ticker
+            )
+            if live and (self.adopt_foreign or self._ours(order.client_order_id)):
+                self.orders.adopt(order, g.event_ticker)
             else:
-                foreign.append(order)
-        if foreign:
-            log.warning("cancelling %d resting orders the engine does not own", len(foreign))
-            await self.orders.cancel_foreign(foreign)
-        self.journal.record("reconcile", phase="start", adopted=len(resting) - len(foreign),
-                            cancelled=len(foreign))  # fmt: skip
+                cancel.append(order)
+        if cancel:
+            log.warning("cancelling %d resting orders on quoted markets", len(cancel))
+            await self.orders.cancel_foreign(cancel)
+        return len(cancel)
 
     # ------------------------------------------------------------------ quoting
 
@@ -463,6 +540,7 @@ class Engine:
                 self.journal.record("game_done", game=g.event_ticker)
 
     async def _requote(self, g: GameRuntime) -> None:
+        self._check_stall()  # first thing after a stall: before any quote goes out
         self._refresh_tables(g)
         halts = self.halts.reasons(g.event_ticker)
         halted = any(r.state is TradingState.HALTED for r in halts)
@@ -546,7 +624,8 @@ class Engine:
             self._on_lifecycle(event)
         elif isinstance(event, Reconnected):
             self.journal.record("ws_reconnected", attempts=event.attempts, down_for=event.down_for)
-            self._spawn("reconcile now", self._reconcile_once())
+            self._reconnects += 1
+            self._spawn(f"reconcile after reconnect {self._reconnects}", self._reconcile_once())
         elif isinstance(event, Disconnected):
             log.warning("WebSocket down: %s", event.reason)
 
@@ -566,10 +645,7 @@ class Engine:
         if g is None:
             return
         if msg.event_type in ("determined", "settled") and msg.result:
-            with contextlib.suppress(ValueError):
-                self.positions.settle(msg.ticker, msg.result, msg.settlement_value)
-                self.journal.record("settled", game=g.event_ticker, ticker=msg.ticker,
-                                    result=msg.result)  # fmt: skip
+            self._settle(msg.ticker, msg.result, msg.settlement_value)
             if all(self.positions.holding(t).position == 0 for t in g.tickers):
                 self._drop(g)
         elif msg.event_type == "deactivated" or msg.is_deactivated:
@@ -597,6 +673,7 @@ class Engine:
             self.halts.set(HaltReason.ORDER_GROUP_TRIGGERED, game, str(error))
         elif code == "MARKET_INACTIVE":
             self.halts.set(HaltReason.EXCHANGE_PAUSED, game, str(error))
+            self._paused_by_refusal[game] = time.monotonic()
 
     def _on_halt(self, record: HaltRecord, is_set: bool) -> None:
         self.journal.record(
@@ -677,8 +754,13 @@ class Engine:
             self.halts.clear(HaltReason.REST_ERROR_RATE)
 
     def _check_stall(self) -> None:
+        """The watchdog's word: halt as soon as it has acted (before it has verified its
+        cancels), and journal its report when it has one."""
         if self.watchdog is None:
             return
+        detected = self.watchdog.take_detection()
+        if detected is not None:
+            self.halts.set(HaltReason.LOOP_STALL, None, f"loop stalled {detected:.1f} s")
         trip = self.watchdog.take_trip()
         if trip is not None:
             self.journal.record(
@@ -689,6 +771,13 @@ class Engine:
 
     def _check_game(self, g: GameRuntime, now: datetime, now_mono: float) -> None:
         game = g.event_ticker
+        match = self.theo.match(game)
+        if match is not None and match.event.commence_time != g.game.start_time:
+            # A rescheduled or corrected start: the stop follows it (a started game stays
+            # stopped, whatever the new time says).
+            self.journal.record("start_time", game=game, old=g.game.start_time,
+                                new=match.event.commence_time)  # fmt: skip
+            g.game = dataclasses.replace(g.game, start_time=match.event.commence_time)
         if g.game.seconds_to_start(now) <= self.config.risk.start_buffer:
             self.halts.set(HaltReason.GAME_STARTED, game, f"starts {g.game.start_time:%H:%M}Z")
         stale = [t for t in g.tickers if (b := self.ws.books.get(t)) is None or b.stale]
@@ -724,31 +813,29 @@ class Engine:
         if self._reconciling.locked():
             return
         async with self._reconciling:
+            started = self.clock()
             try:
-                since = self._session_since - timedelta(minutes=5) if self._session_since else None
-                await self._reconcile_positions(since=since)
+                # Fills since the last good reconciliation (a margin for the exchange's lag).
+                since = self._reconciled_at or self._session_since
+                await self._reconcile_positions(
+                    since=since - timedelta(minutes=5) if since else None
+                )
                 strangers = await self.orders.reconcile_resting(
                     await self.rest.orders(status="resting")
                 )
-                foreign = [s for s in strangers if not self._adoptable(s.client_order_id)]
-                for s in strangers:
-                    g = self._by_ticker.get(s.ticker)
-                    if s not in foreign and g is not None:
-                        self.orders.adopt(s, g.event_ticker)
-                if foreign:
-                    await self.orders.cancel_foreign(foreign)
+                await self._adopt_or_cancel(strangers)
             except (KalshiError, PayloadError) as exc:
                 self._read_failures += 1
                 log.warning("reconciliation failed, retrying later: %s", exc)
-
-    def _adoptable(self, client_order_id: str | None) -> bool:
-        return self.adopt_foreign or (
-            client_order_id is not None and client_order_id.startswith(self.orders.prefix)
-        )
+                return
+            self._reconciled_at = started
 
     async def _reconcile_positions(self, *, since: datetime | None) -> None:
         tickers = [t for g in self.games.values() for t in g.tickers]
-        report = await reconcile(self.positions, self.rest, tickers, since=since, now=self.clock())
+        report = await reconcile(
+            self.positions, self.rest, tickers, since=since, now=self.clock(),
+            suspects=self._suspects,
+        )  # fmt: skip
         for fill in report.backfilled:
             g = self._by_ticker.get(fill.ticker)
             self.journal.fill(fill, game=g.event_ticker if g else None)
@@ -795,8 +882,15 @@ class Engine:
         self.journal.record("rearm", cleared=[r.reason.value for r in cleared])
         for game in {r.game for r in cleared if r.reason is HaltReason.ORDER_GROUP_TRIGGERED}:
             if game is not None:
-                self._spawn(f"reset group {game}", self.orders.reset_group(game))
+                self._spawn(f"reset group {game}", self._reset_group(game))
         return cleared
+
+    async def _reset_group(self, game: str) -> None:
+        try:
+            await self.orders.reset_group(game)
+        except (KalshiError, PayloadError) as exc:
+            # Its creates will be refused and trip the halt again: said, not fatal.
+            log.warning("%s: could not reset its order group: %s", game, exc)
 
     def game(self, target: str) -> GameRuntime:
         """A game by its event ticker or one of its market tickers."""

@@ -1138,10 +1138,15 @@ class KalshiRest:
         *,
         ticker: str | None = None,
         event_ticker: str | None = None,
+        min_ts: datetime | None = None,
         page_size: int = 100,
         max_pages: int = 100,
     ) -> list[Settlement]:
-        params = {"ticker": ticker, "event_ticker": event_ticker}
+        params = {
+            "ticker": ticker,
+            "event_ticker": event_ticker,
+            "min_ts": _seconds(min_ts, "min_ts"),
+        }
         return await self._all(
             "/portfolio/settlements", "settlements", parse_settlement, params, page_size, max_pages
         )

@@ -20,7 +20,7 @@ from kmm_interactive.engine.orders import (
     WriteKind,
     plan_writes,
 )
-from kmm_interactive.kalshi.rest import KalshiRest, Retry
+from kmm_interactive.kalshi.rest import KalshiRest, OrderRequest, Retry
 from kmm_interactive.sim.exchange import cc_to_count
 
 D = Decimal
@@ -115,6 +115,12 @@ def clock() -> datetime:
 async def alice(venue: Venue) -> AsyncIterator[KalshiRest]:
     retry = Retry(attempts=4, base_delay=0.001, max_delay=0.005)
     async with KalshiRest(venue.rest_url, venue.alice, retry=retry) as client:
+        yield client
+
+
+@pytest.fixture
+async def bob(venue: Venue) -> AsyncIterator[KalshiRest]:
+    async with KalshiRest(venue.rest_url, venue.bob) as client:
         yield client
 
 
@@ -305,3 +311,30 @@ async def test_reconciliation_finds_strangers_and_orders_we_lost(alice: KalshiRe
     adopted = om.adopt(strangers[0], "h")
     assert adopted.order.state is OrderState.RESTING
     assert {t.order.ticker for t in om.tracked()} == {NBA, EPL}
+
+
+async def test_nothing_grows_while_the_exchange_reports_fills_not_yet_booked(
+    alice: KalshiRest, bob: KalshiRest
+) -> None:
+    # user_orders can tell "executed" before the fill message: the inventory that fill
+    # brings is not in the positions yet, so the freed room must not be offered again.
+    om = manager(alice)
+    await om.apply("g", {(NBA, Side.BID): (D("0.40"), 5)})
+    await om.wait_idle()
+    (tracked,) = om.tracked("g")
+    assert tracked.order.order_id is not None
+    await bob.create_order(
+        OrderRequest(NBA, Side.ASK, D("0.40"), D(5), time_in_force="immediate_or_cancel")
+    )
+    executed = await alice.order(tracked.order.order_id)
+    assert executed.status == "executed"
+    om.on_user_order(executed)  # the order's word first
+    assert tracked.order.state is OrderState.DONE
+    assert om.has_unbooked_fills("g")
+    assert await om.apply("g", {(NBA, Side.BID): (D("0.40"), 5)}) == []  # no new bid yet
+    (fill,) = await alice.fills(ticker=NBA)
+    om.on_fill(fill)  # then the fill: booked, and the side may quote again
+    assert not om.has_unbooked_fills("g")
+    (create,) = await om.apply("g", {(NBA, Side.BID): (D("0.40"), 5)})
+    assert create.kind is WriteKind.CREATE
+    await om.wait_idle()

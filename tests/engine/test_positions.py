@@ -400,6 +400,23 @@ async def test_reconcile_adopts_and_reports_a_mismatch(
     assert book.holding(NBA).position == D(4) == truth(venue)
 
 
+async def test_with_suspects_a_difference_is_adopted_only_on_a_second_look(
+    alice: KalshiRest, bob: KalshiRest
+) -> None:
+    fills = await trade(alice, bob, "4")
+    ghost = fill(Side.BID, "0.50", "5", ticker=EPL, ts=an_hour_ago())
+    book = book_of(*fills, ghost)
+    suspects: dict[str, Decimal] = {}
+    first = await reconcile(book, alice, [NBA, EPL], since=None, now=later(), suspects=suspects)
+    assert first.mismatches == ()
+    assert first.suspected == (Mismatch(EPL, D(5), ZERO),)
+    assert book.holding(EPL).position == D(5)  # not yet: it may be a fill still on its way
+    second = await reconcile(book, alice, [NBA, EPL], since=None, now=later(), suspects=suspects)
+    assert second.mismatches == (Mismatch(EPL, D(5), ZERO),)
+    assert book.holding(EPL).position == ZERO
+    assert suspects == {}
+
+
 async def test_reconcile_prices_an_adopted_position_at_the_exchange_cost(
     venue: Venue, alice: KalshiRest, bob: KalshiRest
 ) -> None:

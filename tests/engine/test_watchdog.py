@@ -96,8 +96,8 @@ def check_stall(report: StallReport | None, began: float, limit: float) -> Stall
     assert report is not None
     # The last beat came at most one heartbeat (0.1 s) before the stall; the watchdog
     # polls every 0.1 s.
-    assert limit - 0.15 <= report.detected_at.timestamp() - began <= limit + 0.4
-    assert limit < report.stalled_for <= limit + 0.3
+    assert limit - 0.15 <= report.detected_at.timestamp() - began <= limit + 1.0
+    assert limit < report.stalled_for <= limit + 0.8
     return report
 
 
@@ -114,7 +114,7 @@ async def test_a_blocking_cell_is_caught_and_every_order_cancelled(
     report = check_stall(report, began, 5.0)
     assert report.cancelled_ok, report.detail
     assert (report.resting_before, report.resting_left) == (4, 0)
-    assert report.seconds < 2.0
+    assert report.seconds < 4.0
     assert again is None
     assert live(world) == []
     cancels = world.call(
@@ -126,7 +126,7 @@ async def test_a_blocking_cell_is_caught_and_every_order_cancelled(
     )
     assert {status for status, _ in cancels.values()} == {"canceled"}
     # Cancelled by the watchdog as the limit ran out, long before the loop woke up.
-    assert all(5.0 - 0.15 <= at - began <= 5.0 + 0.5 for _, at in cancels.values())
+    assert all(5.0 - 0.15 <= at - began <= 5.0 + 1.2 for _, at in cancels.values())
 
 
 async def test_a_stall_shorter_than_the_limit_is_let_be_and_each_long_one_trips_once(
@@ -192,6 +192,30 @@ async def test_orders_sent_after_the_last_beat_are_still_cancelled(
     assert live(world) == []
 
 
+async def test_a_stall_just_over_the_limit_is_known_before_the_cancels_are_verified(
+    world: ThreadedEmbedded, info: dict[str, str], signer: Signer
+) -> None:
+    # Verification takes several seconds (many clean checks); the loop wakes long before:
+    # it must learn of the stall at once, to halt before quoting into the cancels.
+    ids = await place(info, signer, tickers(world))
+    watchdog = LoopWatchdog(info["rest_url"], signer, limit=1.0, clean_checks=12)
+    async with watching(watchdog, [len(ids)]):
+        time.sleep(1.6)
+        detected = watchdog.take_detection()
+        assert detected is not None
+        assert 1.0 < detected < 1.6
+        assert watchdog.take_trip() is None  # still verifying
+        assert watchdog.take_detection() is None  # said once
+        deadline = time.monotonic() + 10
+        report = None
+        while report is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            report = watchdog.take_trip()
+    assert report is not None
+    assert report.cancelled_ok
+    assert live(world) == []
+
+
 async def test_a_watchdog_that_cannot_cancel_says_so_and_keeps_watching(
     world: ThreadedEmbedded,
     info: dict[str, str],
@@ -238,7 +262,7 @@ def test_start_and_stop_are_idempotent_and_stop_joins_the_thread(
         assert [t.name for t in threading.enumerate()].count(WATCHDOG_THREAD) == 1
         began = time.monotonic()
         watchdog.stop()
-        assert time.monotonic() - began < 0.5
+        assert time.monotonic() - began < 2.0  # one poll, or building its client
         assert not watchdog.running
         watchdog.stop()
     assert "PRIVATE" not in repr(watchdog)
