@@ -61,25 +61,15 @@ class OwnOrder:
 def book_view(
     book: OrderBook | None, own: Mapping[tuple[Side, Decimal], Decimal], grid: PriceGrid
 ) -> BookView:
-    """The others' best prices (as ticks) and depth: ``book`` with our sizes taken out."""
+    """The others' best prices (as ticks of ``grid``) and depth: ``book`` without our sizes."""
     if book is None:
         return BookView()
-    best: dict[Side, int | None] = {Side.BID: None, Side.ASK: None}
-    depth = ZERO
-    for side in Side:
-        for price, size in book.levels(side):
-            left = size - own.get((side, price), ZERO)
-            if left <= 0:
-                continue
-            depth += left
-            if best[side] is None:
-                tick = (
-                    grid.tick_at_or_below(price)
-                    if side is Side.BID
-                    else grid.tick_at_or_above(price)
-                )
-                best[side] = tick
-    return BookView(best[Side.BID], best[Side.ASK], depth)
+    bid, ask, depth = book.competition(own)
+    return BookView(
+        grid.tick_at_or_below(bid[0]) if bid else None,
+        grid.tick_at_or_above(ask[0]) if ask else None,
+        depth,
+    )
 
 
 class GameRuntime:

@@ -318,9 +318,6 @@ class OrderManager:
                 sizes[(o.side, o.price)] = sizes.get((o.side, o.price), ZERO) + o.remaining
         return sizes
 
-    def game_settled(self, game: str) -> bool:
-        return all(t.settled for t in self.tracked(game))
-
     # ------------------------------------------------------------------ applying decisions
 
     async def apply(

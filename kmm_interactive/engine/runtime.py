@@ -48,7 +48,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from kmm_interactive.config import Config
-from kmm_interactive.domain import Fill, Game, Market, SeriesFees, utc_now
+from kmm_interactive.domain import Fill, Game, Market, SeriesFees, parse_dollars, utc_now
 from kmm_interactive.engine.game import GameRuntime, OwnOrder
 from kmm_interactive.engine.guard import HaltBook, HaltRecord, KillReport, LoopWatchdog, kill_switch
 from kmm_interactive.engine.journal import Journal
@@ -354,7 +354,7 @@ class Engine:
                     )
         if not found:
             return
-        tracked = [g for g in (rt.kalshi for rt in self._all_games()) if g is not None]
+        tracked = [g.kalshi for g in self.games.values() if g.kalshi is not None]
         self.theo.track(tracked + [kg for kg, _, _ in found])
         await self.theo.refresh()
         now = self.clock()
@@ -409,9 +409,6 @@ class Engine:
         tie = market(kg.tie_ticker) if kg.tie_ticker else None
         game = Game(kg.event_ticker, sport, start, market(a), market(b), tie)
         return GameRuntime(game, sport, self.config.sports[sport], self.config, kg)
-
-    def _all_games(self) -> list[GameRuntime]:
-        return list(self.games.values())
 
     def _all_tickers(self) -> list[str]:
         return [t for g in self.games.values() if not g.finished for t in g.tickers]
@@ -473,12 +470,10 @@ class Engine:
         """Settle a market in the positions (idempotent), and journal it."""
         if self.positions.holding(ticker).position == 0:
             return
-        settlement_value = value if isinstance(value, Decimal) else None
-        if isinstance(value, str):
-            settlement_value = Decimal(value)
         try:
+            settlement_value = None if value is None else parse_dollars(value, "settlement value")
             self.positions.settle(ticker, result, settlement_value)
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             log.warning("%s: cannot settle: %s", ticker, exc)
             return
         g = self._by_ticker.get(ticker)
@@ -983,13 +978,3 @@ class Engine:
                         }
                     )
         return rows
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` (tests and the CLI)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(interval)
-    return predicate()

@@ -169,8 +169,8 @@ class OrderBook:
         for (side, at), mine in own.items():
             sizes = bids if side is Side.BID else asks
             if at in sizes:
-                left = sizes[at] - mine
-                if left > 0:
+                left = _others_at(sizes[at], mine)
+                if left:
                     sizes[at] = left
                 else:
                     del sizes[at]
@@ -179,6 +179,22 @@ class OrderBook:
         for name in ("stale", "stale_reason", "updated", "updates", "negative_levels", "crossings"):
             setattr(view, name, getattr(self, name))
         return view
+
+    def competition(
+        self, own: Mapping[tuple[Side, Decimal], Decimal]
+    ) -> tuple[Level | None, Level | None, Decimal]:
+        """The others' best bid, best ask and total size: :meth:`without`'s view, read
+        without copying the book (what every decision asks for)."""
+        best: list[Level | None] = [None, None]
+        depth = ZERO
+        for i, side in enumerate(Side):
+            for at, size in self.levels(side):
+                left = _others_at(size, own.get((side, at), ZERO))
+                if left:
+                    depth += left
+                    if best[i] is None:
+                        best[i] = (at, left)
+        return best[0], best[1], depth
 
     def as_levels(self) -> BookLevels:
         """The book as :class:`BookLevels`, each side best first."""
@@ -203,6 +219,12 @@ class OrderBook:
             f"OrderBook({self.ticker}, bid={self.best_bid()}, ask={self.best_ask()}, "
             f"{len(self._bids)}x{len(self._asks)} levels, {state})"
         )
+
+
+def _others_at(size: Decimal, mine: Decimal) -> Decimal:
+    """What others show at a level where we rest ``mine``: nothing when ours covers it (or
+    more than covers it, when the book has not caught up with our order yet)."""
+    return max(size - mine, ZERO)
 
 
 def _side_of(levels: Iterable[Level]) -> tuple[dict[Decimal, Decimal], list[Decimal]]:

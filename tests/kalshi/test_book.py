@@ -309,3 +309,19 @@ def test_book_kept_from_sim_frames_matches_the_exchange(use_yes_price: bool) -> 
                 ONE - D(rest["no_dollars"][-1][0]),
                 D(rest["no_dollars"][-1][1]),
             )
+
+
+def test_the_competition_is_read_without_copying_the_book() -> None:
+    book = OrderBook.from_levels(
+        "T",
+        BookLevels(
+            ((D("0.40"), D(10)), (D("0.39"), D(5))),
+            ((D("0.60"), D(4)), (D("0.61"), D(7))),
+        ),
+    )
+    own = {(Side.BID, D("0.40")): D(10), (Side.ASK, D("0.60")): D(1)}
+    bid, ask, depth = book.competition(own)
+    assert (bid, ask, depth) == ((D("0.39"), D(5)), (D("0.60"), D(3)), D(15))
+    view = book.without(own)  # the same rule, as a copy
+    assert (view.best_bid(), view.best_ask()) == (bid, ask)
+    assert book.competition({}) == ((D("0.40"), D(10)), (D("0.60"), D(4)), D(26))
