@@ -57,7 +57,11 @@ LAYERS = {
     "cli": {"*"},
     # Connects the engine to an exchange: Kalshi's hosts, or the embedded one it starts.
     "launch": {"domain", "config", "kalshi", "engine", "sim", "launch"},
-    "__init__": set(),
+    # The notebook's object: the engine, where it trades, and (lazily) its dashboard.
+    "session": {"domain", "config", "engine", "launch", "ui"},
+    # Widgets driven by the session; they read the engine's views and submit commands.
+    "ui": {"domain", "pricing", "engine", "session", "ui"},
+    "__init__": {"session"},
     "__main__": {"cli"},
 }
 

@@ -48,9 +48,18 @@ from decimal import Decimal
 from typing import Any, Final
 
 from kmm_interactive.config import Config
-from kmm_interactive.domain import Fill, Game, Market, SeriesFees, parse_dollars, utc_now
+from kmm_interactive.domain import (
+    Fill,
+    Game,
+    Market,
+    OrderState,
+    SeriesFees,
+    parse_dollars,
+    utc_now,
+)
 from kmm_interactive.engine.game import GameRuntime, OwnOrder
 from kmm_interactive.engine.guard import HaltBook, HaltRecord, KillReport, LoopWatchdog, kill_switch
+from kmm_interactive.engine.intensity import IntensityTracker
 from kmm_interactive.engine.journal import Journal
 from kmm_interactive.engine.orders import GROUP_LIMIT_CODE, OrderManager, Tracked
 from kmm_interactive.engine.positions import MismatchCounter, PnL, PositionBook, reconcile
@@ -72,6 +81,7 @@ from kmm_interactive.odds.client import OddsClient
 from kmm_interactive.odds.matching import KalshiGame, ticker_start
 from kmm_interactive.pricing.fees import UnsupportedFeeType, check_fee_type
 from kmm_interactive.pricing.hjb import SolveError
+from kmm_interactive.pricing.intensity import IntensityEstimate
 from kmm_interactive.pricing.quote_table import QuoteProblem
 from kmm_interactive.strategy.halts import HaltReason, TradingState
 from kmm_interactive.strategy.quoter import decide
@@ -170,6 +180,9 @@ class Engine:
         )
         self.halts = HaltBook(clock=clock, on_change=self._on_halt)
         self.positions = PositionBook()
+        #: Our quotes' resting time and fills by distance from theo: the fitted A and k
+        #: shown beside the trader's (estimation only; quoting uses the parameters set).
+        self.intensity = IntensityTracker()
         self.mismatches = MismatchCounter(
             config.risk.mismatch_halt_after, config.risk.mismatch_window
         )
@@ -266,9 +279,12 @@ class Engine:
         for g in self.games.values():
             self._start_game(g)
 
-    async def stop(self, *, cancel_orders: bool = True) -> KillReport | None:
+    async def stop(
+        self, *, cancel_orders: bool = True, close_journal: bool = True
+    ) -> KillReport | None:
         """Stop quoting; cancel every order (verified, like the kill switch, but briefly)
-        unless told not to; close every connection. Idempotent."""
+        unless told not to; close every connection, and the journal unless told not to (a
+        notebook keeps reading its tables). Idempotent."""
         if self._stopping:
             return None
         self._stopping = True
@@ -295,7 +311,8 @@ class Engine:
             solve.cancel()
         await self.solver.close()
         self.journal.record("stop", pnl=str(self.pnl().total))
-        self.journal.close()
+        if close_journal:
+            self.journal.close()
         return report
 
     def _spawn(self, name: str, work: Coroutine[Any, Any, None]) -> None:
@@ -631,6 +648,13 @@ class Engine:
         g = self._by_ticker.get(fill.ticker)
         self.journal.fill(fill, game=g.event_ticker if g else None)
         self.orders.on_fill(fill)
+        if (
+            g is not None
+            and not fill.is_taker
+            and g.probs
+            and 0.0 < g.probs.get(fill.ticker, 0.0) < 1.0
+        ):
+            self.intensity.note_fill(fill.ticker, fill.side, fill.price, g.probs[fill.ticker])
         if g is not None:
             self.theo.note_fill(g.event_ticker, fill.ts, g.q_direction(fill.ticker, fill.side))
             g.mark_dirty()
@@ -653,6 +677,8 @@ class Engine:
         g.mark_dirty()
         self.games.pop(g.event_ticker, None)
         self.settled[g.event_ticker] = g
+        for ticker in g.tickers:
+            self.intensity.forget(ticker)
 
     def _on_order(self, tracked: Tracked, note: str) -> None:
         o = tracked.order
@@ -709,9 +735,13 @@ class Engine:
     # ------------------------------------------------------------------ guarding
 
     async def _monitor(self) -> None:
+        last = time.monotonic()
         while True:
             await asyncio.sleep(1.0 / MONITOR_HZ)
             now_mono = time.monotonic()
+            # A stalled loop's time is not resting time anyone could have filled.
+            self._observe_quotes(min(now_mono - last, 2.0 / MONITOR_HZ))
+            last = now_mono
             self._check_ws(now_mono)
             self._check_rest_errors(now_mono)
             self._check_stall()
@@ -720,6 +750,16 @@ class Engine:
                 if not g.finished:
                     self._check_game(g, now, now_mono)
             self._check_session_loss()
+
+    def _observe_quotes(self, seconds: float) -> None:
+        for g in self.games.values():
+            if g.probs is None:
+                continue
+            for t in self.orders.tracked(g.event_ticker):
+                o = t.order
+                theo = g.probs.get(o.ticker)
+                if o.state is OrderState.RESTING and theo is not None and 0.0 < theo < 1.0:
+                    self.intensity.observe(o.ticker, o.side, o.price, theo, seconds)
 
     def _check_ws(self, now: float) -> None:
         if self.ws.connected:
@@ -933,6 +973,12 @@ class Engine:
             if g.probs:
                 theos.update({t: Decimal(repr(p)) for t, p in g.probs.items()})
         return self.positions.pnl(theos, tickers)
+
+    def intensity_estimates(self, g: GameRuntime) -> dict[str, IntensityEstimate]:
+        """A and k fitted from our own quotes, per market of ``g`` (the sport's prior, with
+        the reason, while the data are thin)."""
+        prior = g.profile.intensity_prior
+        return {t: self.intensity.estimate(t, prior) for t in g.tickers}
 
     def status(self) -> EngineStatus:
         quoting = sum(

@@ -1,0 +1,1 @@
+"""The notebook dashboard: ipywidgets panels and Plotly FigureWidgets driven by a Session."""
