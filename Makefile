@@ -1,6 +1,6 @@
 # kmm_interactive: everything a fresh clone needs is installed from here, into .venv.
-#   make demo           JupyterLab on the pricing tour (127.0.0.1 only)
-#   make demo-headless  the market maker on the embedded exchange for 60 s, in the terminal
+#   make demo           JupyterLab on the quickstart notebook (127.0.0.1 only)
+#   make demo-headless  the quickstart's story in the terminal for 60 s, then a summary
 #   make test           lint, types, unit tests and notebooks (what CI runs)
 #   make bench          benchmarks, printed as ratios measured side by side
 
@@ -31,10 +31,10 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 	@touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) notebooks/00_pricing.ipynb
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) notebooks/01_quickstart.ipynb
 
 demo-headless: $(VENV)/.installed
-	$(BIN)/kmm run --config kmm.toml --env embedded --seconds 60
+	$(BIN)/kmm demo --seconds 60
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -4,7 +4,8 @@
 table a sport profile gives for a game at a theo, as a trader's sanity check; ``kmm sim``
 serves the embedded exchange and odds feed on 127.0.0.1 until interrupted; ``kmm run``
 runs the market maker headless (against the embedded exchange unless told otherwise),
-printing a status line every few seconds and a summary at the end.
+printing a status line every few seconds and a summary at the end; ``kmm demo`` runs the
+quickstart notebook's story in the terminal (``make demo-headless``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ examples:
   kmm quote --sport boxing --theo 0.4 --q=-10,0,10 --model glft
   kmm sim --seed 7 --speed 30 --json
   kmm run --seconds 60                          # the embedded exchange, one minute
+  kmm demo --seconds 60                         # the quickstart's story, in the terminal
   kmm run --config kmm.toml --env demo          # Kalshi's demo host, keys from the environment
 """
 
@@ -167,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--connect", default=None, metavar="FILE",
         help="trade an exchange started elsewhere: the JSON `kmm sim --json` printed",
     )  # fmt: skip
+    demo = commands.add_parser("demo", help="the quickstart's story in the terminal")
+    demo.add_argument(
+        "--seconds", type=_positive_seconds, default=60.0, help="how long (default 60, >= 20)"
+    )
+    demo.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
+    demo.add_argument("--speed", type=_speed, default=30.0, help="time compression (default 30)")
     return parser
 
 
@@ -248,6 +256,16 @@ def _run(args: argparse.Namespace) -> int:
         print(line)
     unverified = summary.stop_report is not None and not summary.stop_report.ok
     return 1 if summary.failures or unverified else 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from kmm_interactive.story import run_story
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return asyncio.run(run_story(args.seconds, seed=args.seed, speed=args.speed))
 
 
 def _check_config(path: str) -> int:
@@ -358,6 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sim(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "demo":
+            return _demo(args)
     except (ConfigError, KeyError, ValueError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"kmm: error: {message}", file=sys.stderr)

@@ -62,6 +62,8 @@ LAYERS = {
     # Widgets driven by the session; they read the engine's views and submit commands.
     "ui": {"domain", "pricing", "engine", "session", "ui"},
     "__init__": {"session"},
+    # The quickstart's story for a terminal: a session and nothing else.
+    "story": {"session"},
     "__main__": {"cli"},
 }
 

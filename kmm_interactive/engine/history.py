@@ -104,7 +104,7 @@ class History:
 
 def _game_row(view: GameView) -> tuple[float, ...]:
     """Team A's YES book: theo, our bid and ask there, and the others' best."""
-    team_a = view.sides[0].ticker if view.sides else None
+    team_a = view.tickers[0]
     bid = ask = best_bid = best_ask = None
     for s in view.sides:
         if s.ticker != team_a:

@@ -43,6 +43,7 @@ class GameView:
     event_ticker: str
     sport: str
     teams: tuple[str, str]
+    tickers: tuple[str, ...]  # team A's market first
     start_time: datetime
     seconds_to_start: float
     state: str
@@ -109,6 +110,7 @@ def game_view(engine: Engine, g: GameRuntime, now: datetime) -> GameView:
         event_ticker=event,
         sport=g.sport,
         teams=g.game.teams,
+        tickers=g.tickers,
         start_time=g.game.start_time,
         seconds_to_start=g.game.seconds_to_start(now),
         state=str(engine.halts.state(event)) if decision is None else str(decision.state),

@@ -8,13 +8,16 @@ digest (32 bytes). Three headers carry the result: ``KALSHI-ACCESS-KEY``,
 The private key comes from a PEM file or from an environment variable (either holding the
 path, or holding the PEM text itself). Failure semantics: :class:`CredentialsError` says
 which file or variable was wrong and why, never the key material; the key object is held
-privately and appears in no repr.
+privately and appears in no repr. :class:`RedactSignedHeaders` keeps the signed headers'
+values out of logs (the WebSocket library logs its handshake headers at DEBUG).
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import os
+import re
 import time
 from collections.abc import Generator, Mapping
 from pathlib import Path
@@ -28,8 +31,20 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 KEY_HEADER: Final = "KALSHI-ACCESS-KEY"
 TIMESTAMP_HEADER: Final = "KALSHI-ACCESS-TIMESTAMP"
 SIGNATURE_HEADER: Final = "KALSHI-ACCESS-SIGNATURE"
+_SIGNED_VALUE: Final = re.compile(rf"({KEY_HEADER}|{SIGNATURE_HEADER})(\W+)[^\s'\",)]+", re.I)
 _PSS: Final = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
 _MAX_PEM_BYTES: Final = 64 * 1024
+
+
+class RedactSignedHeaders(logging.Filter):
+    """Replaces the key id's and the signature's values in a log record with ``<redacted>``
+    (the timestamp stays: it helps to read a clock skew)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _SIGNED_VALUE.search(message):
+            record.msg, record.args = _SIGNED_VALUE.sub(r"\1\2<redacted>", message), ()
+        return True
 
 
 class CredentialsError(ValueError):

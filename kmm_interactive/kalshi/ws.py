@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from kmm_interactive.kalshi.auth import Signer, signing_path
+from kmm_interactive.kalshi.auth import RedactSignedHeaders, Signer, signing_path
 from kmm_interactive.kalshi.book import OrderBook
 from kmm_interactive.kalshi.messages import (
     BookDelta,
@@ -63,6 +63,9 @@ from kmm_interactive.kalshi.messages import (
 from kmm_interactive.kalshi.models import PayloadError
 
 log = logging.getLogger(__name__)
+#: The WebSocket library's own log (it shows the handshake's headers at DEBUG): redacted.
+_protocol_log = logging.getLogger(f"{__name__}.protocol")
+_protocol_log.addFilter(RedactSignedHeaders())
 
 BOOK: Final = "orderbook_delta"
 #: Channels this client knows how to follow; ``market_lifecycle_v2`` takes no market filter.
@@ -353,6 +356,7 @@ class KalshiWs:
                     max_size=16 * 2**20,
                     max_queue=256,
                     proxy=None if host in _LOOPBACK else True,
+                    logger=_protocol_log,
                 ) as conn:
                     self._on_open(conn)
                     self.stats.connects += 1

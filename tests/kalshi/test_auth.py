@@ -158,3 +158,34 @@ def test_signing_path_needs_an_absolute_path():
     assert signing_path("https://h/trade-api/v2/x?y=1") == "/trade-api/v2/x"
     with pytest.raises(ValueError, match="must start with '/'"):
         signing_path("trade-api/v2/x")
+
+
+@pytest.mark.parametrize(
+    ("msg", "args", "shown"),
+    [
+        ("> %s: %s", ("KALSHI-ACCESS-KEY", "0b6e-key-id"), "> KALSHI-ACCESS-KEY: <redacted>"),
+        (
+            "> %s: %s",
+            ("kalshi-access-signature", "ab+/c=="),
+            "> kalshi-access-signature: <redacted>",
+        ),
+        (
+            "h %r",
+            ({"KALSHI-ACCESS-SIGNATURE": "sig=="},),
+            "h {'KALSHI-ACCESS-SIGNATURE': '<redacted>'}",
+        ),
+        (
+            "> %s: %s",
+            ("KALSHI-ACCESS-TIMESTAMP", "1700000000000"),
+            "> KALSHI-ACCESS-TIMESTAMP: 1700000000000",
+        ),
+    ],
+)
+def test_log_records_show_no_signed_header_value(msg, args, shown):
+    import logging
+
+    from kmm_interactive.kalshi.auth import RedactSignedHeaders
+
+    record = logging.LogRecord("websockets.client", logging.DEBUG, __file__, 1, msg, args, None)
+    assert RedactSignedHeaders().filter(record) is True
+    assert record.getMessage() == shown
