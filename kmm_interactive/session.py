@@ -267,9 +267,11 @@ class Session:
         sports: Sequence[str] | None = None,
         journal: str | Path | None = None,
         watchdog: bool = True,
+        tier: str = "basic",
     ) -> Session:
         """Against the embedded exchange and odds feed (127.0.0.1, a throwaway key), with
-        time compressed ``speed`` times: a game's last two hours pass in four minutes."""
+        time compressed ``speed`` times: a game's last two hours pass in four minutes.
+        ``tier`` is the account's rate-limit tier (Kalshi's names: basic, advanced, …)."""
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, not {type(seed).__name__}")
         if isinstance(speed, bool) or not isinstance(speed, int | float) or not 1 <= speed <= 1000:
@@ -279,7 +281,7 @@ class Session:
         ):
             raise ValueError(f"games = {games!r}: must be an int from 1 to 500 (or None)")
         loaded = config if isinstance(config, Config) else load_config(config)
-        world = EmbeddedExchange(seed=seed, speed=float(speed), n_games=games)
+        world = EmbeddedExchange(seed=seed, speed=float(speed), n_games=games, tier=tier)
         return cls(
             compressed(loaded, float(speed)),
             world=world,

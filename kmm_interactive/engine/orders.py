@@ -2,8 +2,10 @@
 
 **Planning** (:func:`plan_writes`, pure). Per market side, against our live order there:
 nothing wanted → cancel; another price → amend (the order keeps its id); the same price and
-less size → decrease (keeps queue priority); the same price and what rests has fallen below
-``refill_below`` × the wanted size → amend the size up; otherwise keep. No order and a quote
+less size → decrease (keeps queue priority); the same price and more size than the order was
+placed for (the trader raised the size, or room under the cap came back), or what rests has
+fallen below ``refill_below`` × the wanted size (fills ate it) → amend the size up; otherwise
+keep (a partly filled order is not topped up after every fill). No order and a quote
 wanted → create. Several creates (or cancels) of one game go out as one batch.
 
 **States** (:class:`~kmm_interactive.domain.OrderState`): PENDING_NEW → RESTING →
@@ -199,7 +201,7 @@ def _plan_side(
         writes.append(Write(WriteKind.AMEND, ticker, side, price, size, cid, grows))
     elif o.remaining > size:
         writes.append(Write(WriteKind.DECREASE, ticker, side, price, size, cid, False))
-    elif o.remaining < size * Decimal(repr(refill_below)):
+    elif size > o.count or o.remaining < size * Decimal(repr(refill_below)):
         writes.append(Write(WriteKind.AMEND, ticker, side, price, size, cid, True))
     return writes
 

@@ -37,8 +37,9 @@ def live(
     order_id: str | None = "o1",
     busy: bool = False,
     cid: str = "kmm-t-1",
+    filled: int = 0,
 ) -> Tracked:
-    order = Order(cid, ticker, side, D(price), D(remaining), D(0), state, order_id)
+    order = Order(cid, ticker, side, D(price), D(remaining + filled), D(filled), state, order_id)
     return Tracked(order, "game", T0, T0, busy=busy)
 
 
@@ -51,10 +52,17 @@ def plan(
 # --------------------------------------------------------------------------- planning
 
 
+def test_a_size_raised_above_what_the_order_was_placed_for_is_amended_up() -> None:
+    (write,) = plan({(NBA, Side.BID): (D("0.40"), 30)}, live("0.40", 25))
+    assert (write.kind, write.size, write.grows) == (WriteKind.AMEND, D(30), True)
+    # Raised, but the order was placed for more and fills ate part of it: left alone.
+    assert plan({(NBA, Side.BID): (D("0.40"), 30)}, live("0.40", 20, filled=20)) == []
+
+
 def test_nothing_is_sent_when_desired_and_live_agree() -> None:
     assert plan({(NBA, Side.BID): (D("0.40"), 25)}, live("0.40", 25)) == []
     # Partly filled but above the refill line: left alone (keeps its queue place).
-    assert plan({(NBA, Side.BID): (D("0.40"), 25)}, live("0.40", 13)) == []
+    assert plan({(NBA, Side.BID): (D("0.40"), 25)}, live("0.40", 13, filled=12)) == []
 
 
 def test_a_price_move_is_one_amend_and_a_size_cut_one_decrease() -> None:
