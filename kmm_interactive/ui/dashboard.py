@@ -84,7 +84,10 @@ class Dashboard:
                         ),
                     ]
                 ),
-                widgets.HBox([self.inventory_fig, self.pnl_fig]),
+                widgets.Box(
+                    [self.inventory_fig, self.pnl_fig],
+                    layout=widgets.Layout(flex_flow="row wrap", width="100%"),
+                ),
                 self.game_fig,
                 self.message,
             ]

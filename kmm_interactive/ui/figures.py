@@ -20,6 +20,7 @@ from kmm_interactive.engine.views import GameView
 
 _LAYOUT: dict[str, Any] = {
     "height": 260,
+    "width": 520,
     "margin": {"l": 50, "r": 10, "t": 30, "b": 30},
     "legend": {"orientation": "h", "y": -0.2},
     "template": "plotly_white",
@@ -61,6 +62,7 @@ def game_figure() -> go.FigureWidget:
         layout={
             **_LAYOUT,
             "title": {"text": "selected game"},
+            "width": 1040,
             "yaxis": {"title": {"text": "team A YES ($)"}},
         }
     )
