@@ -12,7 +12,7 @@ PY := $(BIN)/python
 # JupyterLab refuses to run as root without being told.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: help demo demo-headless test lint typecheck unit notebooks bench clean
+.PHONY: help demo demo-headless test lint typecheck unit browser-deps notebooks bench clean
 
 help:
 	@sed -n '2,6p' Makefile
@@ -43,7 +43,13 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-unit: $(VENV)/.installed-test
+# The browser test (tests/browser) drives Debian's Chromium; as root, install it when missing.
+browser-deps:
+	@if [ "$$(id -u)" = 0 ] && [ ! -x /usr/bin/chromium ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-dejavu-core; \
+	fi
+
+unit: $(VENV)/.installed-test browser-deps
 	$(BIN)/pytest -q
 
 notebooks: $(VENV)/.installed-test

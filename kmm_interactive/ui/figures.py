@@ -21,8 +21,9 @@ from kmm_interactive.engine.views import GameView
 _LAYOUT: dict[str, Any] = {
     "height": 260,
     "width": 520,
-    "margin": {"l": 50, "r": 10, "t": 30, "b": 30},
-    "legend": {"orientation": "h", "y": -0.2},
+    "margin": {"l": 50, "r": 10, "t": 50, "b": 30},
+    # Above the plot, right-aligned: below it, the slanted game names would run into it.
+    "legend": {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},
     "template": "plotly_white",
 }
 
@@ -62,7 +63,7 @@ def game_figure() -> go.FigureWidget:
         layout={
             **_LAYOUT,
             "title": {"text": "selected game"},
-            "width": 1040,
+            "width": 900,
             "yaxis": {"title": {"text": "team A YES ($)"}},
         }
     )
