@@ -253,6 +253,7 @@ class Session:
         self._stop_report: KillReport | None = None
         self._stopping: asyncio.Task[KillReport | None] | None = None
         self._dashboards: list[Dashboard] = []
+        self._sampler_error: str | None = None
 
     # ------------------------------------------------------------------ constructors
 
@@ -423,8 +424,19 @@ class Session:
             log.error("kmm session failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
 
     async def _sample_forever(self) -> None:
+        """The plots' history. A failure here is the display's, not the trading's: it is
+        logged and shown in the status (the engine keeps its own guards), and the next
+        sample is tried."""
         while True:
-            self._sample()
+            try:
+                self._sample()
+            except Exception as exc:
+                text = f"history sampler: {type(exc).__name__}: {exc}"
+                if text != self._sampler_error:
+                    log.exception("kmm session: %s", text)
+                self._sampler_error = text
+            else:
+                self._sampler_error = None
             await asyncio.sleep(1.0 / SAMPLE_HZ)
 
     def _sample(self) -> None:
@@ -450,7 +462,7 @@ class Session:
             with contextlib.suppress(BaseException):
                 await self._main
         report = None
-        if self.engine is not None and was != Phase.FAILED:
+        if self.engine is not None:  # idempotent: a failed start has stopped it already
             report = await self.engine.stop(close_journal=False)
         if self._world is not None:
             await asyncio.to_thread(self._world.stop)
@@ -641,7 +653,8 @@ class Session:
             failures=tuple(
                 f"{what}: {type(exc).__name__}: {exc}"
                 for what, exc in engine.failures[self._acknowledged :]
-            ),
+            )
+            + ((self._sampler_error,) if self._sampler_error else ()),
             error=error,
             last_kill=engine.last_kill,
             uptime=uptime,

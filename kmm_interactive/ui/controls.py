@@ -42,13 +42,14 @@ def _run(
     command: str,
     *args: Any,
     **kwargs: Any,
-) -> None:
-    """Submit ``command``; say ``done(result)`` or the error when it has run."""
+) -> concurrent.futures.Future[Any] | None:
+    """Submit ``command``; say ``done(result)`` or the error when it has run. Returns the
+    future (None if it could not even be submitted)."""
     try:
         future = commands.submit(command, *args, **kwargs)
     except Exception as exc:  # not started, stopped: said, not raised into the frontend
         say(f"{command}: {exc}", False)
-        return
+        return None
 
     def finished(f: concurrent.futures.Future[Any]) -> None:
         error = f.exception()
@@ -58,6 +59,7 @@ def _run(
             say(done(f.result()), True)
 
     future.add_done_callback(finished)
+    return future
 
 
 def _estimate_text(view: ParamView, market: str | None) -> str:
@@ -172,7 +174,7 @@ class ParamsPanel:
         target = self.game
         if name in ("A", "k") and self.market.value != ALL_MARKETS:
             target = self.market.value
-        _run(
+        future = _run(
             self._commands,
             self._say,
             lambda changed: _applied(target, changed),
@@ -180,6 +182,15 @@ class ParamsPanel:
             target,
             **{name: value},
         )
+        # Refused: the next sync puts the slider back to the value in force.
+        if future is None:
+            self._view = None
+        else:
+            future.add_done_callback(self._resync_if_refused)
+
+    def _resync_if_refused(self, future: concurrent.futures.Future[Any]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            self._view = None
 
     def _view_changed(self) -> None:
         if self._view is not None and not self._syncing:

@@ -8,7 +8,7 @@ import threading
 from decimal import Decimal
 
 import numpy as np
-from uikit import demo_session, exchange_quotes
+from uikit import demo_session, exchange_quotes, params_in_force
 
 from kmm_interactive.session import Session
 from kmm_interactive.ui.dashboard import Dashboard
@@ -48,6 +48,20 @@ async def test_a_slider_release_changes_the_params_and_the_quote_at_the_exchange
             timeout=30,
         )
         assert "gamma 0.02 → 0.8" in board.message.value
+
+
+async def test_a_refused_slider_says_why_and_goes_back():
+    async with demo_session() as s:
+        board = _board(s)
+        game = await _select_last_game(s, board)
+        size = s.param_view(game).quote_size
+        before = s.param_view(game)
+        params = params_in_force(s, game)
+        board.params.cap.value = size - 1  # below the quote size: refused
+        await s.until(lambda: "set_params refused" in board.message.value, timeout=5)
+        assert "quote_size" in board.message.value
+        await s.until(lambda: board.params.cap.value == before.cap, timeout=5)
+        assert params_in_force(s, game) == params
 
 
 async def test_a_k_change_for_one_market_leaves_the_other():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from uikit import SETTINGS_CONFIG, demo_session
+from uikit import SETTINGS_CONFIG, demo_session, params_in_force
 
 from kmm_interactive.config import ConfigError
 from kmm_interactive.engine.runtime import Connection
@@ -118,6 +118,7 @@ async def test_bad_arguments_are_refused_whole():
     async with demo_session() as s:
         game = s.games()["game"][0]
         before = s.param_view(game)
+        params = params_in_force(s, game)
         with pytest.raises(ConfigError, match="gamma"):
             s.set_params(game, gamma=2.0)
         with pytest.raises(ConfigError, match="quote_size"):
@@ -138,7 +139,7 @@ async def test_bad_arguments_are_refused_whole():
             s.override_theo(game, 0.5, ttl="forever", reason="bad ttl")
         with pytest.raises(ValueError, match="reason"):
             s.override_theo(game, 0.5, reason=" ")
-        assert s.param_view(game) == before
+        assert params_in_force(s, game) == params
         assert s.games().set_index("game").loc[game, "theo source"] != "override"
         changed = s.set_params(game, gamma=0.05, size=5)
         assert changed["gamma"] == (before.gamma, 0.05)
@@ -155,3 +156,19 @@ async def test_submit_runs_controls_on_the_loop_from_another_thread():
             await asyncio.wrap_future(bad)
         with pytest.raises(ValueError, match="unknown command 'stop'"):
             s.submit("stop")
+
+
+async def test_a_failing_history_sample_is_shown_and_trading_goes_on(monkeypatch):
+    async with demo_session() as s:
+        await s.until(lambda: s.status().resting > 0, timeout=30)
+        real = s.history.record
+
+        def broken(*args: object) -> None:
+            raise RuntimeError("plot data")
+
+        monkeypatch.setattr(s.history, "record", broken)
+        await s.until(lambda: "history sampler" in " ".join(s.status().failures), timeout=5)
+        assert s.status().state == "ACTIVE"
+        assert s.phase == Phase.RUNNING
+        monkeypatch.setattr(s.history, "record", real)
+        await s.until(lambda: s.status().failures == (), timeout=5)

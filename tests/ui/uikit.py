@@ -43,3 +43,9 @@ def exchange_quotes(s: Session, prefix: str = "") -> dict[tuple[str, str], tuple
 
     result: dict[tuple[str, str], tuple[Decimal, Decimal]] = world.call(read)
     return result
+
+
+def params_in_force(s: Session, game: str) -> tuple[object, ...]:
+    """A game's parameters as set (not the estimates, which move with every fill)."""
+    v = s.param_view(game)
+    return (v.gamma, v.sigma, v.cap, v.quote_size, v.A, v.k)
