@@ -163,7 +163,7 @@ async def test_a_failing_history_sample_is_shown_and_trading_goes_on(monkeypatch
         await s.until(lambda: s.status().resting > 0, timeout=30)
         real = s.history.record
 
-        def broken(*args: object) -> None:
+        def broken(*_: object) -> None:
             raise RuntimeError("plot data")
 
         monkeypatch.setattr(s.history, "record", broken)
