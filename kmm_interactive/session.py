@@ -319,6 +319,11 @@ class Session:
         return cls.live(config, config.exchange.env, **options)
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop the session runs on (None before start()): where widgets hand work."""
+        return self._loop
+
+    @property
     def embedded(self) -> EmbeddedExchange | None:
         """A demo session's embedded exchange (``call(fn)`` reads its state), else None."""
         return self._world

@@ -4,8 +4,8 @@ switch.
 Every callback only checks what the widget holds and hands a command to the session's loop
 (``Session.submit``); the answer comes back as a message. Callbacks may run on another
 thread than the session's (ipykernel 7.0–7.3 runs widget events on a subshell), so none of
-them touches the engine. Widgets are changed from the session's loop only: by the render
-task and by the commands' answers.
+them touches the engine, and none changes a widget itself: the render task, the commands'
+answers and ``post`` (the kill switch's confirmation row) do, on the session's loop.
 
 Bad input (a probability outside (0, 1), an empty reason, a refused parameter) is answered
 with a message in red and changes nothing; a slider that was refused goes back to the value
@@ -33,6 +33,8 @@ class Commands(Protocol):
 
 
 Say = Callable[[str, bool], None]
+#: Runs a widget change on the session's loop (from whatever thread calls it).
+Post = Callable[[Callable[[], None]], None]
 
 
 def _run(
@@ -193,12 +195,12 @@ class ParamsPanel:
             self._view = None
 
     def _view_changed(self) -> None:
-        if self._view is not None and not self._syncing:
-            self.sync(self._view, force=True)
+        if not self._syncing:  # the trader chose another market: the next frame shows it
+            self._view = None
 
-    def sync(self, view: ParamView, *, force: bool = False) -> None:
+    def sync(self, view: ParamView) -> None:
         """Show ``view`` (the loop's thread): values in force, and the estimates."""
-        if not force and view == self._view:
+        if view == self._view:
             return
         self._syncing = True
         try:
@@ -325,8 +327,8 @@ class OverridePanel:
 class KillPanel:
     """The red kill switch (asks to confirm, shows the verified result) and rearm."""
 
-    def __init__(self, commands: Commands, say: Say) -> None:
-        self._commands, self._say = commands, say
+    def __init__(self, commands: Commands, say: Say, post: Post) -> None:
+        self._commands, self._say, self._post = commands, say, post
         self.kill = widgets.Button(
             description="KILL SWITCH",
             button_style="danger",
@@ -349,15 +351,21 @@ class KillPanel:
             [widgets.HBox([self.kill, self.rearm]), self.confirm_box, self.result]
         )
 
+    def _show_confirm(self, shown: bool) -> None:
+        self.confirm_box.layout.display = "flex" if shown else "none"
+
     def _ask(self) -> None:
-        self.confirm_box.layout.display = "flex"
+        self._post(lambda: self._show_confirm(True))
 
     def _hide(self) -> None:
-        self.confirm_box.layout.display = "none"
+        self._post(lambda: self._show_confirm(False))
 
     def _confirmed(self) -> None:
-        self._hide()
-        self.result.value = "<b style='color:#cf222e'>killing: cancelling and verifying…</b>"
+        def killing() -> None:
+            self._show_confirm(False)
+            self.result.value = "<b style='color:#cf222e'>killing: cancelling and verifying…</b>"
+
+        self._post(killing)
 
         def done(report: Any) -> str:
             verdict = "verified" if report.ok else "NOT verified"

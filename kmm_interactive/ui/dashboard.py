@@ -19,6 +19,7 @@ import html
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 import ipywidgets as widgets
@@ -60,7 +61,7 @@ class Dashboard:
         self._messages: deque[str] = deque(maxlen=MESSAGES)
         self.params = ParamsPanel(session, self.say)
         self.override = OverridePanel(session, self.say)
-        self.kill = KillPanel(session, self.say)
+        self.kill = KillPanel(session, self.say, self.post)
         self.inventory_fig = inventory_figure()
         self.pnl_fig = pnl_figure()
         self.game_fig = game_figure()
@@ -95,9 +96,16 @@ class Dashboard:
 
     # ------------------------------------------------------------------ messages
 
+    def post(self, change: Callable[[], None]) -> None:
+        """Run ``change`` (a widget update) on the session's loop, from any thread."""
+        loop = self.session.loop
+        if loop is None or loop.is_closed():
+            change()
+        else:
+            loop.call_soon_threadsafe(change)
+
     def say(self, text: str, ok: bool) -> None:
         """Show a message (from any thread: it is drawn on the session's loop)."""
-        loop = self.session._loop
         colour = "#1a7f37" if ok else "#cf222e"
         stamp = time.strftime("%H:%M:%S")
         line = f'<span style="color:{colour}">{stamp} {html.escape(text)}</span>'
@@ -106,10 +114,7 @@ class Dashboard:
             self._messages.appendleft(line)
             self.message.value = "<br>".join(self._messages)
 
-        if loop is None or loop.is_closed():
-            show()
-        else:
-            loop.call_soon_threadsafe(show)
+        self.post(show)
 
     # ------------------------------------------------------------------ the render task
 
@@ -128,9 +133,7 @@ class Dashboard:
             self._task.cancel()
 
     def _request_render(self) -> None:
-        loop = self.session._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake.set)
+        self.post(self._wake.set)
 
     async def _render_loop(self) -> None:
         period = 1.0 / self.hz

@@ -111,7 +111,7 @@ async def test_the_kill_button_asks_then_leaves_nothing_resting_and_rearm_resume
         await _select_last_game(s, board)
         assert s.embedded is not None
         board.kill.kill.click()
-        assert board.kill.confirm_box.layout.display == "flex"
+        await s.until(lambda: board.kill.confirm_box.layout.display == "flex", timeout=5)
         assert s.status().state == "ACTIVE"  # nothing happens before the confirmation
         board.kill.confirm.click()
         await s.until(lambda: "resting left" in board.kill.result.value, timeout=60)
