@@ -362,11 +362,13 @@ class Session:
         subscribed); raises the start's error if it failed."""
         if self._main is None:
             raise SessionError("the session is not started: call start() first")
-        done, _ = await asyncio.wait(
-            [asyncio.ensure_future(self._ready.wait()), self._main],
-            timeout=timeout,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
+        started = asyncio.ensure_future(self._ready.wait())
+        try:
+            done, _ = await asyncio.wait(
+                [started, self._main], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            started.cancel()
         if not done:
             raise TimeoutError(f"the session did not start within {timeout:g} s")
         self._raise_if_failed()
@@ -385,25 +387,20 @@ class Session:
             await asyncio.sleep(every)
 
     async def _run(self, previous: Session | None) -> None:
-        if (
-            previous is not None
-            and previous is not self
-            and previous.phase
-            in (
-                Phase.STARTING,
-                Phase.RUNNING,
-            )
-        ):
+        live = (Phase.STARTING, Phase.RUNNING)
+        if previous is not None and previous is not self and previous.phase in live:
             log.warning("stopping the session started before this one (its orders cancelled)")
             await previous.stop()
         try:
+            connection = self._connection
             if self._world is not None:
-                self._connection = await asyncio.to_thread(self._world.start)
-            assert self._connection is not None
+                connection = self._connection = await asyncio.to_thread(self._world.start)
+            if connection is None:  # __init__ refuses this; kept explicit for the type
+                raise SessionError("no connection to trade on")
             journal = Journal(self._journal_path)
             self.engine = Engine(
                 self.config,
-                self._connection,
+                connection,
                 journal=journal,
                 sports=self._sports,
                 watchdog=self._watchdog,
