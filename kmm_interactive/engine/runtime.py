@@ -648,13 +648,9 @@ class Engine:
         g = self._by_ticker.get(fill.ticker)
         self.journal.fill(fill, game=g.event_ticker if g else None)
         self.orders.on_fill(fill)
-        if (
-            g is not None
-            and not fill.is_taker
-            and g.probs
-            and 0.0 < g.probs.get(fill.ticker, 0.0) < 1.0
-        ):
-            self.intensity.note_fill(fill.ticker, fill.side, fill.price, g.probs[fill.ticker])
+        theo = g.probs.get(fill.ticker) if g is not None and g.probs else None
+        if theo is not None and 0.0 < theo < 1.0 and not fill.is_taker:
+            self.intensity.note_fill(fill.ticker, fill.side, fill.price, theo)
         if g is not None:
             self.theo.note_fill(g.event_ticker, fill.ts, g.q_direction(fill.ticker, fill.side))
             g.mark_dirty()
