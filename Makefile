@@ -46,7 +46,8 @@ typecheck: $(VENV)/.installed-test
 # The browser test (tests/browser) drives Debian's Chromium; as root, install it when missing.
 browser-deps:
 	@if [ "$$(id -u)" = 0 ] && [ ! -x /usr/bin/chromium ]; then \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-dejavu-core; \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-dejavu-core; } \
+			|| echo "chromium could not be installed: the browser test will skip"; \
 	fi
 
 unit: $(VENV)/.installed-test browser-deps

@@ -372,6 +372,8 @@ class Session:
         if not done:
             raise TimeoutError(f"the session did not start within {timeout:g} s")
         self._raise_if_failed()
+        if not self._ready.is_set():
+            raise SessionError(f"the session is {self.phase}: it stopped before it was ready")
         return self
 
     async def until(
@@ -464,14 +466,20 @@ class Session:
             with contextlib.suppress(BaseException):
                 await self._main
         report = None
-        if self.engine is not None:  # idempotent: a failed start has stopped it already
-            report = await self.engine.stop(close_journal=False)
-        if self._world is not None:
-            await asyncio.to_thread(self._world.stop)
-        self._stop_report = report
-        self.phase = Phase.STOPPED if was != Phase.FAILED else Phase.FAILED
-        for board in self._dashboards:
-            board.close()  # after a last frame that shows the stop
+        try:
+            if self.engine is not None:  # idempotent: a failed start has stopped it already
+                report = await self.engine.stop(close_journal=False)
+        except Exception as exc:  # said, and everything else still closes
+            log.exception("kmm session: the engine did not stop cleanly")
+            self.error = exc
+            was = Phase.FAILED
+        finally:
+            if self._world is not None:
+                await asyncio.to_thread(self._world.stop)
+            self._stop_report = report
+            self.phase = Phase.STOPPED if was != Phase.FAILED else Phase.FAILED
+            for board in self._dashboards:
+                board.close()  # after a last frame that shows the stop
         return report
 
     def run_forever(self, seconds: float | None = None) -> KillReport | None:
@@ -568,8 +576,11 @@ class Session:
     async def kill(self) -> KillReport:
         """The kill switch: HALTED everywhere, every order cancelled and the cancels
         verified (up to 60 s). Works whatever failed before; :meth:`rearm` to trade again."""
-        if self.engine is None or self.phase in (Phase.STOPPING, Phase.STOPPED):
-            raise SessionError(f"nothing to kill: the session is {self.phase}")
+        if self.engine is None or self.phase in (Phase.STOPPING, Phase.STOPPED, Phase.FAILED):
+            raise SessionError(
+                f"nothing to kill: the session is {self.phase} (a failed start cancels nothing "
+                "it adopted: check the exchange's resting orders)"
+            )
         return await self.engine.kill()
 
     def rearm(self) -> list[HaltRecord]:
@@ -803,9 +814,14 @@ class Session:
 
         if self._loop is None:
             raise SessionError("start() the session before opening its dashboard")
+        for old in self._dashboards:  # a re-run cell: one render task, never two
+            old.close()
         board = Dashboard(self)
-        self._dashboards.append(board)
-        board.start()
+        self._dashboards = [board]
+        if self.phase in (Phase.STOPPING, Phase.STOPPED, Phase.FAILED):
+            board.render()  # a last look; nothing runs to redraw
+        else:
+            board.start()
         return board.widget
 
     def _repr_html_(self) -> str:

@@ -249,7 +249,8 @@ class Engine:
         try:
             await self._start()
         except BaseException:
-            await self.stop(cancel_orders=False)
+            # The journal stays open: what was recorded before the failure stays readable.
+            await self.stop(cancel_orders=False, close_journal=False)
             raise
 
     async def _start(self) -> None:

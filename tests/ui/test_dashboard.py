@@ -153,3 +153,16 @@ async def test_the_render_task_is_throttled_and_sends_numpy_arrays():
         assert isinstance(board.inventory_fig.data[0].y, np.ndarray)
         assert len(board.game_fig.data[0].x) > 0
     assert "stopped" in board.status.value
+
+
+async def test_reopening_the_dashboard_keeps_one_render_task():
+    async with demo_session() as s:
+        for _ in range(3):
+            s.dashboard()
+        await asyncio.sleep(0.3)
+        renders = [t for t in asyncio.all_tasks() if t.get_name() == "kmm-dashboard"]
+        assert len(renders) == 1
+    s.dashboard()  # a stopped session: one last frame, no task
+    await asyncio.sleep(0.1)
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "kmm-dashboard"]
+    assert "stopped" in s._dashboards[-1].status.value

@@ -93,7 +93,12 @@ async def test_a_failed_start_is_surfaced_and_raised_by_the_next_call(tmp_path):
     assert "session error" in s._repr_html_()
     with pytest.raises(SessionError, match="the session failed"):
         s.set_params("X", gamma=0.1)
+    with pytest.raises(SessionError, match="nothing to kill: the session is failed"):
+        await s.kill()
+    assert not s.journal("start").empty  # what was recorded stays readable
+    s.fills()
     await s.stop()
+    assert s.phase == Phase.FAILED
 
 
 async def test_an_engine_task_failure_is_raised_once_then_cleared_by_rearm():
