@@ -179,11 +179,7 @@ def status_html(st: SessionStatus) -> str:
         text += f'<br><span style="color:#cf222e">task failed: {html.escape(failure)}</span>'
     if st.last_kill is not None:
         k = st.last_kill
-        verdict = "verified" if k.ok else "NOT verified"
-        text += (
-            f'<br><span class="kmm-kill">kill switch: {k.resting_left} resting left, '
-            f"{verdict}, {k.seconds:.1f} s</span>"
-        )
+        text += f'<br><span class="kmm-kill">kill switch: {k.verdict}, {k.seconds:.1f} s</span>'
     return f'<div class="kmm-status" style="font-family:monospace;font-size:12px">{text}</div>'
 
 
@@ -317,6 +313,11 @@ class Session:
         if config.exchange.env == "embedded":
             return cls.demo(config=config, **options)
         return cls.live(config, config.exchange.env, **options)
+
+    @property
+    def env(self) -> str:
+        """Where it trades: ``embedded``, ``demo`` or ``prod``."""
+        return self._connection.env if self._connection is not None else "embedded"
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -615,7 +616,7 @@ class Session:
     def status(self) -> SessionStatus:
         engine = self.engine
         uptime = 0.0 if self._started_at is None else time.monotonic() - self._started_at
-        env = self._connection.env if self._connection is not None else "embedded"
+        env = self.env
         error = None if self.error is None else f"{type(self.error).__name__}: {self.error}"
         if engine is None:
             return SessionStatus(
@@ -828,5 +829,4 @@ class Session:
         return status_html(self.status())
 
     def __repr__(self) -> str:
-        env = self._connection.env if self._connection is not None else "embedded"
-        return f"Session(env={env!r}, phase={self.phase!r})"
+        return f"Session(env={self.env!r}, phase={self.phase!r})"

@@ -63,10 +63,7 @@ class _Story:
 
     async def kill(self) -> None:
         report = await self.session.kill()
-        self.say(
-            f"KILL SWITCH: {report.resting_left} resting left "
-            f"({'verified' if report.ok else 'NOT verified'}) in {report.seconds:.1f} s"
-        )
+        self.say(f"KILL SWITCH: {report.verdict} in {report.seconds:.1f} s")
         if not (report.ok and report.resting_left == 0):
             self.failures.append(f"kill switch: {report.detail}")
         cleared = self.session.rearm()

@@ -215,6 +215,11 @@ class KillReport:
     started: datetime
     detail: str
 
+    @property
+    def verdict(self) -> str:
+        """What a trader reads: ``0 resting left (verified)``."""
+        return f"{self.resting_left} resting left ({'verified' if self.ok else 'NOT verified'})"
+
 
 @dataclass
 class _Tally:

@@ -23,7 +23,7 @@ from kmm_interactive.engine.positions import PnL
 from kmm_interactive.engine.views import GameView
 
 #: Fields of one game's sample, in order.
-GAME_FIELDS = ("theo", "bid", "ask", "best_bid", "best_ask", "q")
+GAME_FIELDS = ("theo", "bid", "ask", "best_bid", "best_ask")
 PNL_FIELDS = ("realized", "unrealized", "total")
 
 
@@ -76,11 +76,9 @@ class History:
         self.maxlen = maxlen
         self._pnl = _Rows(PNL_FIELDS, maxlen)
         self._games: dict[str, _Rows] = {}
-        self.samples = 0
 
     def record(self, t: float, pnl: PnL, games: Iterable[GameView]) -> None:
         """One sample at ``t`` seconds into the session."""
-        self.samples += 1
         self._pnl.add(t, (float(pnl.realized), float(pnl.unrealized), float(pnl.total)))
         for view in games:
             rows = self._games.get(view.event_ticker)
@@ -119,5 +117,4 @@ def _game_row(view: GameView) -> tuple[float, ...]:
         _num(ask),
         _num(best_bid),
         _num(best_ask),
-        float(view.q),
     )

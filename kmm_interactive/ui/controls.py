@@ -368,12 +368,11 @@ class KillPanel:
         self._post(killing)
 
         def done(report: Any) -> str:
-            verdict = "verified" if report.ok else "NOT verified"
             self.result.value = (
                 f"<b style='color:#cf222e' class='kmm-kill-result'>HALTED: "
-                f"{report.resting_left} resting left ({verdict}) in {report.seconds:.1f} s</b>"
+                f"{report.verdict} in {report.seconds:.1f} s</b>"
             )
-            return f"kill switch: {report.resting_left} orders resting left, {verdict}"
+            return f"kill switch: {report.verdict}"
 
         _run(self._commands, self._say, done, "kill")
 

@@ -28,24 +28,14 @@ _LAYOUT: dict[str, Any] = {
 }
 
 
+_CAP_MARK: dict[str, Any] = {"symbol": "line-ew-open", "size": 18, "color": "#cf222e"}
+
+
 def inventory_figure() -> go.FigureWidget:
     fig = go.FigureWidget(layout={**_LAYOUT, "title": {"text": "inventory q against cap"}})
     fig.add_bar(name="q", x=[], y=[])
-    fig.add_scatter(
-        name="+cap",
-        x=[],
-        y=[],
-        mode="markers",
-        marker={"symbol": "line-ew-open", "size": 18, "color": "#cf222e"},
-    )
-    fig.add_scatter(
-        name="−cap",
-        x=[],
-        y=[],
-        mode="markers",
-        marker={"symbol": "line-ew-open", "size": 18, "color": "#cf222e"},
-        showlegend=False,
-    )
+    fig.add_scatter(name="+cap", x=[], y=[], mode="markers", marker=_CAP_MARK)
+    fig.add_scatter(name="−cap", x=[], y=[], mode="markers", marker=_CAP_MARK, showlegend=False)
     return fig
 
 
