@@ -62,7 +62,7 @@ notebooks: $(VENV)/.installed-test
 test: lint typecheck unit notebooks
 
 bench: $(VENV)/.installed
-	@status=0; for b in bench/bench_*.py; do echo; echo "== $$b"; $(PY) $$b || status=1; done; exit $$status
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

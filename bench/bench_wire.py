@@ -29,6 +29,8 @@ import sys
 import time
 from collections.abc import Callable
 
+import benchkit
+
 from kmm_interactive.domain import Side
 from kmm_interactive.kalshi.book import OrderBook
 from kmm_interactive.kalshi.messages import BookDelta, BookSnapshot, parse_frame
@@ -178,6 +180,11 @@ def main() -> int:
     measured = rates["parse + apply"]
     verdict = "met" if measured >= TARGET else "SHORT"
     print(f"\ntarget >= {TARGET:,.0f} deltas/s parsed + applied: {measured:,.0f} -> {verdict}")
+    benchkit.goal(
+        "orderbook_delta parse + apply", measured, "deltas/s",
+        target=f">= {TARGET:,.0f} deltas/s", passed=measured >= TARGET,
+        reference=floor, reference_name="json.loads alone, same frames",
+    )  # fmt: skip
     return 0
 
 

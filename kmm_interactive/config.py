@@ -506,6 +506,15 @@ class Config:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sports", MappingProxyType(dict(self.sports)))
+        self._check()
+
+    def __reduce__(self) -> tuple[type[Config], tuple[object, ...]]:
+        # A mappingproxy does not pickle; a Config travels to the lab's worker processes
+        # as its fields, and is checked again on arrival.
+        fields = (self.exchange, self.odds, self.theo, self.risk, self.quoting, self.refresh)
+        return type(self), (*fields, dict(self.sports))
+
+    def _check(self) -> None:
         books = self.odds.bookmakers
         if self.theo.anchor not in books:
             raise ConfigError(

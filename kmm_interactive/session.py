@@ -63,11 +63,11 @@ from kmm_interactive.domain import utc_now
 from kmm_interactive.engine.guard import HaltRecord, KillReport
 from kmm_interactive.engine.history import History
 from kmm_interactive.engine.journal import Journal
-from kmm_interactive.engine.positions import PnL
 from kmm_interactive.engine.runtime import Connection, Engine
 from kmm_interactive.engine.theo import Override
 from kmm_interactive.engine.views import GameView, ParamView, game_view, param_view
 from kmm_interactive.launch import EmbeddedExchange, compressed, live_connection
+from kmm_interactive.ledger import PnL
 
 if TYPE_CHECKING:
     from kmm_interactive.ui.dashboard import Dashboard

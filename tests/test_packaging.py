@@ -45,20 +45,24 @@ LAYERS = {
     "domain": set(),
     "pricing": {"domain", "pricing"},
     "config": {"domain", "pricing"},
-    # The other side of the wire: beside kalshi/, never importing it.
-    "sim": {"domain", "pricing", "config", "sim"},
+    # Positions and PnL kept from fills: pure accounting, shared by the engine and the lab.
+    "ledger": {"domain", "ledger"},
+    # The other side of the wire: beside kalshi/, never importing it. Its virtual-clock lab
+    # runs the strategy's pure rules and keeps its positions with the ledger.
+    "sim": {"domain", "pricing", "config", "ledger", "strategy", "sim"},
     # Wire I/O: the client never imports the simulator, and the odds side never the Kalshi side.
     "kalshi": {"domain", "pricing", "config", "kalshi"},
     "odds": {"domain", "pricing", "config", "odds"},
-    # Pure decisions: no I/O, so nothing below pricing.
-    "strategy": {"domain", "pricing", "strategy"},
+    # Pure decisions: no I/O, so nothing below pricing. Configuration is pure data; decide's
+    # inputs are built from it.
+    "strategy": {"domain", "pricing", "config", "strategy"},
     # The runtime drives the wire clients; it never imports the simulator.
-    "engine": {"domain", "pricing", "config", "strategy", "kalshi", "odds", "engine"},
+    "engine": {"domain", "pricing", "config", "ledger", "strategy", "kalshi", "odds", "engine"},
     "cli": {"*"},
     # Connects the engine to an exchange: Kalshi's hosts, or the embedded one it starts.
     "launch": {"domain", "config", "kalshi", "engine", "sim", "launch"},
     # The notebook's object: the engine, where it trades, and (lazily) its dashboard.
-    "session": {"domain", "config", "engine", "launch", "ui"},
+    "session": {"domain", "config", "ledger", "engine", "launch", "ui"},
     # Widgets driven by the session; they read the engine's views and submit commands.
     "ui": {"domain", "pricing", "engine", "session", "ui"},
     "__init__": {"session"},

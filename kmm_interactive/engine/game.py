@@ -9,8 +9,10 @@ everything ``strategy.decide`` looks at.
   Changes are validated by the profile's own rules (``config.SportProfile``): a bad value
   raises ``ConfigError`` naming what is allowed and changes nothing.
 * **Quote tables.** One per inventory, for the theo in force and the parameters: a
-  :class:`~kmm_interactive.pricing.quote_table.QuoteProblem` is built here and solved off
-  the event loop by the runtime; ``problem_changed`` says when a new solve is due.
+  :class:`~kmm_interactive.pricing.quote_table.QuoteProblem` is built by
+  :func:`~kmm_interactive.strategy.inputs.quote_problem` (once per theo or parameter
+  change) and solved off the event loop by the runtime; ``problem_changed`` says when a new
+  solve is due.
 
 Pure apart from the asyncio.Event that marks the game dirty; the runtime does the I/O.
 """
@@ -30,8 +32,9 @@ from kmm_interactive.domain import ZERO, Game, GameSide, Leg, Market, PriceGrid,
 from kmm_interactive.kalshi.book import OrderBook
 from kmm_interactive.odds.matching import KalshiGame
 from kmm_interactive.pricing.intensity import IntensityPrior
-from kmm_interactive.pricing.quote_table import BookInputs, QuoteModel, QuoteProblem, QuoteTable
+from kmm_interactive.pricing.quote_table import QuoteModel, QuoteProblem, QuoteTable
 from kmm_interactive.strategy.halts import HaltReason
+from kmm_interactive.strategy.inputs import fill_direction, inventories, quote_params, quote_problem
 from kmm_interactive.strategy.quoter import (
     BookView,
     Decision,
@@ -91,10 +94,7 @@ class GameRuntime:
         self.intensity: dict[str, IntensityPrior] = {
             m.ticker: profile.intensity_prior for m in game.markets
         }
-        if game.tie is None:
-            self.units: tuple[tuple[Market, ...], ...] = ((game.market_a, game.market_b),)
-        else:
-            self.units = tuple((m,) for m in game.markets)
+        self.units = inventories(game)
         self.tables: list[QuoteTable | None] = [None] * len(self.units)
         self.solving: list[QuoteProblem | None] = [None] * len(self.units)
         self._problems: dict[int, QuoteProblem | None] = {}
@@ -124,9 +124,7 @@ class GameRuntime:
     def q_direction(self, ticker: str, side: Side) -> int:
         """+1 if a fill on ``side`` of ``ticker`` raises its inventory, −1 if it lowers it
         (a three-way game's inventories are its markets' own positions)."""
-        if self.game.tie is not None:
-            return side.sign
-        return GameSide.of(self.game.leg_of(ticker), side).q_sign
+        return fill_direction(self.game, ticker, side)
 
     def mark_dirty(self) -> None:
         self.dirty.set()
@@ -172,18 +170,8 @@ class GameRuntime:
         return {k: (before[k], after[k]) for k in after if before[k] != after[k]}
 
     def quote_params(self) -> QuoteParams:
-        c, p = self.config, self.profile
-        return QuoteParams(
-            cap=p.cap,
-            quote_size=p.quote_size,
-            min_edge=p.min_edge,
-            liquidity_factor=p.liquidity_factor,
-            over_exposed=c.risk.over_exposed,
-            min_rest=c.quoting.min_rest,
-            back_off_hold=c.quoting.back_off_hold,
-            start_buffer=c.risk.start_buffer,
-            theo_max_age=c.theo.max_age,
-        )
+        """The parameters ``decide`` takes for this game (its profile as changed)."""
+        return quote_params(self.config, self.profile)
 
     # ------------------------------------------------------------------ quote tables
 
@@ -208,31 +196,12 @@ class GameRuntime:
         """The quoting problem of one inventory at the theo in force (None without one);
         built once per theo or parameter change (every requote asks for it)."""
         if unit not in self._problems:
-            self._problems[unit] = self._build_problem(unit)
+            markets = self.units[unit]
+            p = self.probs.get(markets[0].ticker) if self.probs is not None else None
+            self._problems[unit] = quote_problem(
+                markets, p, self.intensity, self.profile, self.config.quoting
+            )
         return self._problems[unit]
-
-    def _build_problem(self, unit: int) -> QuoteProblem | None:
-        if self.probs is None:
-            return None
-        markets = self.units[unit]
-        p = self.probs.get(markets[0].ticker)
-        if p is None or not 0.0 < p < 1.0:
-            return None
-        q = self.config.quoting
-
-        def book(market: Market, theo: float) -> BookInputs:
-            prior = self.intensity[market.ticker]
-            return BookInputs(market.grid, theo, prior.A, prior.k, market.fees)
-
-        return QuoteProblem(
-            book_a=book(markets[0], p),
-            book_b=book(markets[1], 1.0 - p) if len(markets) == 2 else None,
-            gamma=self.profile.gamma,
-            q_max=self.profile.cap,
-            sigma=self.profile.sigma,
-            horizon=q.horizon,
-            n_tau=q.tau_points,
-        )
 
     @property
     def model(self) -> QuoteModel:

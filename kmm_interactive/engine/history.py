@@ -19,8 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kmm_interactive.domain import Side
-from kmm_interactive.engine.positions import PnL
 from kmm_interactive.engine.views import GameView
+from kmm_interactive.ledger import PnL
 
 #: Fields of one game's sample, in order.
 GAME_FIELDS = ("theo", "bid", "ask", "best_bid", "best_ask")

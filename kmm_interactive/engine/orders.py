@@ -1,12 +1,9 @@
 """The order manager: desired quotes in, the fewest writes out, every order in an explicit state.
 
 **Planning** (:func:`plan_writes`, pure). Per market side, against our live order there:
-nothing wanted → cancel; another price → amend (the order keeps its id); the same price and
-less size → decrease (keeps queue priority); the same price and more size than the order was
-placed for (the trader raised the size, or room under the cap came back), or what rests has
-fallen below ``refill_below`` × the wanted size (fills ate it) → amend the size up; otherwise
-keep (a partly filled order is not topped up after every fill). No order and a quote
-wanted → create. Several creates (or cancels) of one game go out as one batch.
+nothing wanted → cancel; no order and a quote wanted → create; otherwise amend, decrease or
+keep by the requote rule (:func:`~kmm_interactive.strategy.writes.side_change`). Several
+creates (or cancels) of one game go out as one batch.
 
 **States** (:class:`~kmm_interactive.domain.OrderState`): PENDING_NEW → RESTING →
 PENDING_AMEND / PENDING_CANCEL → DONE, and UNKNOWN when a write's outcome was not learned (a
@@ -41,7 +38,6 @@ outcomes go to the callbacks.
 from __future__ import annotations
 
 import asyncio
-import enum
 import itertools
 import logging
 import time
@@ -56,6 +52,7 @@ from kmm_interactive.domain import ZERO, Fill, Order, OrderState, Side
 from kmm_interactive.kalshi.errors import KalshiError
 from kmm_interactive.kalshi.models import ExchangeOrder, PayloadError
 from kmm_interactive.kalshi.rest import CreateResult, CreateStatus, KalshiRest, OrderRequest
+from kmm_interactive.strategy.writes import WriteKind, side_change
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +63,6 @@ CLIENT_ID_ROOT: Final = "kmm-"
 GROUP_LIMIT_CODE: Final = "order_group_limit_reached"
 #: Seconds a DONE order's record is kept for late messages about it.
 DONE_KEPT: Final = 300.0
-
-
-class WriteKind(enum.StrEnum):
-    CREATE = "create"
-    AMEND = "amend"
-    DECREASE = "decrease"
-    CANCEL = "cancel"
 
 
 @dataclass(frozen=True)
@@ -195,14 +185,11 @@ def _plan_side(
     keep = min(orders, key=lambda t: (t.order.price != price, -t.order.remaining))
     writes = [_cancel(t) for t in orders if t is not keep]
     o = keep.order
-    cid = o.client_order_id
-    if o.price != price:
-        grows = size > o.remaining
-        writes.append(Write(WriteKind.AMEND, ticker, side, price, size, cid, grows))
-    elif o.remaining > size:
-        writes.append(Write(WriteKind.DECREASE, ticker, side, price, size, cid, False))
-    elif size > o.count or o.remaining < size * Decimal(repr(refill_below)):
-        writes.append(Write(WriteKind.AMEND, ticker, side, price, size, cid, True))
+    kind = side_change(price, size, o.price, o.remaining, o.count, refill_below)
+    if kind is not None:
+        # An amend grows what may fill when it tops the size up, or moves to a larger size.
+        grows = kind is WriteKind.AMEND and (o.price == price or size > o.remaining)
+        writes.append(Write(kind, ticker, side, price, size, o.client_order_id, grows))
     return writes
 
 

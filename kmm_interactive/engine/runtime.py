@@ -59,10 +59,9 @@ from kmm_interactive.domain import (
 )
 from kmm_interactive.engine.game import GameRuntime, OwnOrder
 from kmm_interactive.engine.guard import HaltBook, HaltRecord, KillReport, LoopWatchdog, kill_switch
-from kmm_interactive.engine.intensity import IntensityTracker
 from kmm_interactive.engine.journal import Journal
 from kmm_interactive.engine.orders import GROUP_LIMIT_CODE, OrderManager, Tracked
-from kmm_interactive.engine.positions import MismatchCounter, PnL, PositionBook, reconcile
+from kmm_interactive.engine.positions import MismatchCounter, reconcile
 from kmm_interactive.engine.solver import TableSolver
 from kmm_interactive.engine.theo import Override, Theo, TheoService, team_a_ticker
 from kmm_interactive.kalshi.auth import Signer
@@ -77,11 +76,13 @@ from kmm_interactive.kalshi.messages import (
 from kmm_interactive.kalshi.models import ExchangeOrder, MarketInfo, PayloadError
 from kmm_interactive.kalshi.rest import KalshiRest
 from kmm_interactive.kalshi.ws import Disconnected, Event, KalshiWs, Reconnected
+from kmm_interactive.ledger import PnL, PositionBook
 from kmm_interactive.odds.client import OddsClient
 from kmm_interactive.odds.matching import KalshiGame, ticker_start
 from kmm_interactive.pricing.fees import UnsupportedFeeType, check_fee_type
 from kmm_interactive.pricing.hjb import SolveError
 from kmm_interactive.pricing.intensity import IntensityEstimate
+from kmm_interactive.pricing.intensity_tracker import IntensityTracker
 from kmm_interactive.pricing.quote_table import QuoteProblem
 from kmm_interactive.strategy.halts import HaltReason, TradingState
 from kmm_interactive.strategy.quoter import decide

@@ -13,9 +13,9 @@ The job:
   ticker) with a TTL and a reason beats the feed until it expires, at ``expires_at``
   exactly; the feed's theo stays visible beside it (:meth:`TheoService.feed_theo`).
 * **Adverse-selection rechecks** (the seed: "we also pull odds on a per event basis when
-  inventory skews dramatically ... or fills burst"). :func:`recheck_reason` is the rule;
-  a recheck is pending, and the engine quotes only exposure-reducing sides, until a
-  per-event pull gives a usable theo (source ``RECHECK``).
+  inventory skews dramatically ... or fills burst"). The rule is in
+  :mod:`kmm_interactive.strategy.recheck`; a recheck is pending, and the engine quotes only
+  exposure-reducing sides, until a per-event pull gives a usable theo (source ``RECHECK``).
 * :meth:`TheoService.run` is the task: a full refresh every ``refresh.odds`` (the first at
   once), rechecks as soon as they are asked for, overrides expired on time.
 
@@ -47,7 +47,6 @@ the service from its event loop's thread.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import dataclasses
 import enum
@@ -60,7 +59,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Final
 
-from kmm_interactive.config import Config, TheoConfig, parse_duration
+from kmm_interactive.config import Config, parse_duration
 from kmm_interactive.domain import utc_now
 from kmm_interactive.odds.client import (
     OddsBoard,
@@ -78,6 +77,7 @@ from kmm_interactive.odds.matching import (
     match_games,
 )
 from kmm_interactive.pricing.consensus import BookOdds, Consensus, consensus
+from kmm_interactive.strategy.recheck import burst_reason, recent_one_way, skew_level, skew_reason
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,6 @@ ERROR_PAUSE: Final = 1.0
 SUM_TOLERANCE: Final = 1e-9
 NO_FEED: Final = "no odds feed is configured (manual theo only)"
 #: Inventory assumed before the engine reports any: flat (any cap gives no skew at q = 0).
-_FLAT: Final = (Decimal(0), 1)
 
 
 # --------------------------------------------------------------------------- values
@@ -187,20 +186,6 @@ def team_a_ticker(game: KalshiGame, match: GameMatch | None) -> str:
     if not teams:
         raise ValueError(f"{game.event_ticker}: the game has no team market")
     return teams[0][0]
-
-
-def recheck_reason(q: Decimal, cap: int, recent_fills: int, config: TheoConfig) -> str | None:
-    """Why a game's odds should be rechecked at once, or None: the inventory ``q`` has
-    reached ``recheck_skew`` of the cap, or ``recent_fills`` (one-way fills within
-    ``recheck_window``, see :meth:`TheoService.note_fill`) reached ``recheck_fills``."""
-    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-        raise ValueError(f"cap = {cap!r}: must be a whole number of contracts, 1 or more")
-    skew = Decimal(repr(config.recheck_skew))
-    if abs(q) >= skew * cap:
-        return f"|q| = {abs(q)} ≥ {skew} × cap {cap}"
-    if recent_fills >= config.recheck_fills:
-        return f"{recent_fills} one-way fills in {config.recheck_window:g} s"
-    return None
 
 
 def _outcome_tickers(game: KalshiGame, match: GameMatch | None) -> tuple[str, ...]:
@@ -299,7 +284,8 @@ class TheoService:
         self._rechecks: dict[str, _Recheck] = {}
         self._last_recheck: dict[str, datetime] = {}
         self._fills: dict[str, list[tuple[datetime, int]]] = {}
-        self._inventory: dict[str, tuple[Decimal, int]] = {}
+        #: The highest skew level rechecked per game since its inventory was last below it.
+        self._skew_checked: dict[str, int] = {}
         self._refreshing = asyncio.Lock()
         self._recheck_wake = asyncio.Event()
         self._override_wake = asyncio.Event()
@@ -368,7 +354,7 @@ class TheoService:
         self._games, self._market_event = new, owner
         for state in (
             self._matches, self._feed, self._judged, self._overrides, self._rechecks,
-            self._last_recheck, self._fills, self._inventory,
+            self._last_recheck, self._fills, self._skew_checked,
         ):  # fmt: skip
             for event in gone:
                 state.pop(event, None)
@@ -574,37 +560,38 @@ class TheoService:
 
     def note_fill(self, event_ticker: str, at: datetime, direction: int) -> None:
         """One of our fills in the game at ``at``, moving its inventory up (``direction``
-        +1) or down (−1); a burst asks for a recheck. A burst is ``recheck_fills`` fills
-        within ``recheck_window`` that all move the inventory the same way: informed flow
-        after news takes one side, ordinary two-way flow does not. Fills of a game that is
-        not tracked are ignored."""
-        if at.tzinfo is None:
-            raise ValueError(f"{event_ticker}: a fill time must be timezone-aware")
-        if direction not in (1, -1):
-            raise ValueError(f"direction = {direction!r}: must be +1 or -1")
+        +1) or down (−1); a burst of one-way fills asks for a recheck
+        (:func:`~kmm_interactive.strategy.recheck.recent_one_way`). Fills of a game that is
+        not tracked are ignored (bad input raises ``ValueError`` all the same)."""
+        cfg = self._config.theo
+        try:
+            kept, one_way = recent_one_way(self._fills.get(event_ticker, []), at, direction, cfg)
+        except ValueError as exc:
+            raise ValueError(f"{event_ticker}: {exc}") from None
         if event_ticker not in self._games:
             return
-        cfg = self._config.theo
-        fills = self._fills.setdefault(event_ticker, [])
-        bisect.insort(fills, (at, direction))
-        # A burst needs recheck_fills fills within the window of the newest: no more are kept.
-        cutoff = fills[-1][0] - timedelta(seconds=cfg.recheck_window)
-        fills[:] = [f for f in fills[-cfg.recheck_fills :] if f[0] >= cutoff]
-        one_way = len({d for _, d in fills}) == 1
-        q, cap = self._inventory.get(event_ticker, _FLAT)
-        why = recheck_reason(q, cap, len(fills) if one_way else 0, cfg)
+        self._fills[event_ticker] = kept
+        why = burst_reason(one_way, cfg)
         if why is not None:
             self.request_recheck(event_ticker, why)
 
     def note_inventory(self, event_ticker: str, q: Decimal, cap: int) -> None:
-        """The game's signed inventory and cap; a skew asks for a recheck. Bursts are judged
-        when fills arrive (:meth:`note_fill`), so only the skew counts here."""
-        why = recheck_reason(q, cap, 0, self._config.theo)
+        """The game's signed inventory and cap; a skew into a level not yet rechecked asks
+        for a recheck (:func:`~kmm_interactive.strategy.recheck.skew_reason`). Bursts are
+        judged when fills arrive (:meth:`note_fill`)."""
+        cfg = self._config.theo
+        level = skew_level(q, cap, cfg)
         if event_ticker not in self._games:
             return
-        self._inventory[event_ticker] = (q, cap)
-        if why is not None:
-            self.request_recheck(event_ticker, why)
+        checked = self._skew_checked.get(event_ticker, 0)
+        if level == 0:
+            self._skew_checked.pop(event_ticker, None)
+            return
+        why = skew_reason(q, cap, checked, cfg)
+        if why is not None and (
+            self.request_recheck(event_ticker, why) or event_ticker in self._rechecks
+        ):
+            self._skew_checked[event_ticker] = level
 
     def request_recheck(self, event_ticker: str, why: str) -> bool:
         """Pull this game's odds at once; False if it is not matched, a recheck is already

@@ -47,8 +47,9 @@ every action due by ``t`` in time order; on a :class:`VirtualClock` it first set
 to each action's time, so timestamps are exact and a run is a pure function of the seed.
 On the wall clock (the server calls ``advance_to(clock.now())`` every ~50 ms) actions just
 run a little late, each still using its scheduled time for the truth. Every agent draws
-from its own ``random.Random`` seeded from (seed, agent, market), and draws the same numbers
-whatever the book looks like, so one agent's stream never depends on another's.
+from its own ``random.Random`` seeded from (seed, agent, market or game), and draws the same
+numbers whatever the book looks like, so one agent's stream never depends on another's, and
+a game plays out the same whichever other games share its scenario.
 """
 
 from __future__ import annotations
@@ -688,17 +689,19 @@ class Simulation:
                 self.schedule(max(game.end, t0), _Lifecycle(self, game, settle=False))
                 self.schedule(max(game.settle, t0), _Lifecycle(self, game, settle=True))
         if cfg.informed:
-            for n, jump in enumerate(scenario.news):
-                self._schedule_sweeps(n, jump)
+            for jump in scenario.news:
+                self._schedule_sweeps(jump)
 
     def competitors(self, event_ticker: str) -> list[CompetitorMM]:
         """The firms quoting ``event_ticker`` (none: a monopsony), in firm order."""
         return [mm for mm in self.market_makers if mm.event_ticker == event_ticker]
 
-    def _schedule_sweeps(self, n: int, jump: NewsJump) -> None:
+    def _schedule_sweeps(self, jump: NewsJump) -> None:
         game = self.scenario.game(jump.event_ticker)
         cfg = self.config
-        tag = f"{self.seed}|informed|{n}"
+        # Seeded by the jump itself, not its place in the day: a game's agents draw the same
+        # numbers whichever other games share the scenario (the lab splits a day by games).
+        tag = f"{self.seed}|informed|{jump.event_ticker}|{jump.time!r}"
         rngs = {o.ticker: random.Random(f"{tag}|{o.ticker}") for o in game.outcomes}
         timing = random.Random(f"{tag}|{jump.event_ticker}")
         window = cfg.informed_window / self.scenario.speed  # wall seconds

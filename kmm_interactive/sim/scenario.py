@@ -320,6 +320,7 @@ DRIFT_SD: Final = 0.02
 NEWS_RATE: Final = 1.0 / 7200.0  # news jumps per scenario second (about one in 2 h)
 NEWS_SD: Final = 0.25
 IN_PLAY_STEP: Final = 60.0
+MAX_GAMES: Final = 5000
 #: A soccer game is level when the latent margin ends within ±DRAW_BAND: 26 % at an even start.
 DRAW_BAND: Final = 0.332
 
@@ -340,7 +341,13 @@ def _outcome_probs(x: float, sd: float, draw: bool) -> tuple[float, ...]:
 
 
 def _truth(
-    rng: random.Random, sport: SportSpec, game_id: str, start: float, end: float, scn: _Frame
+    rng: random.Random,
+    sport: SportSpec,
+    game_id: str,
+    start: float,
+    end: float,
+    scn: _Frame,
+    news_rate: float = NEWS_RATE,
 ) -> tuple[TruthPath, list[NewsJump], int]:
     """Draw one game's path of true probabilities, its news jumps and its result.
 
@@ -353,7 +360,7 @@ def _truth(
     x = rng.gauss(HOME_EDGE, STRENGTH_SD)
     start_s = scn.scenario(start)
     # Expected pre-game variance still to come per scenario second: drift plus news.
-    pre_rate = DRIFT_SD**2 / DRIFT_STEP + NEWS_RATE * NEWS_SD**2
+    pre_rate = DRIFT_SD**2 / DRIFT_STEP + news_rate * NEWS_SD**2
 
     def pre_game(x: float, s: float) -> tuple[float, ...]:
         return _outcome_probs(x, math.sqrt(1.0 + pre_rate * max(start_s - s, 0.0)), sport.draw)
@@ -361,7 +368,7 @@ def _truth(
     times, path, news = [scn.origin], [pre_game(x, 0.0)], []
     s = 0.0
     while True:
-        step = min(DRIFT_STEP, rng.expovariate(NEWS_RATE))
+        step = min(DRIFT_STEP, rng.expovariate(news_rate))
         s += step
         if s >= start_s:
             break
@@ -408,20 +415,24 @@ def build_scenario(
     first_start: float = 1200.0,
     last_start: float = 4 * 3600.0,
     settlement_delay: float = 300.0,
+    news_rate: float = NEWS_RATE,
 ) -> Scenario:
     """Draw a scenario from ``seed``: the mix called ``name`` (or ``n_games`` spread over it).
 
     Start times fall between ``first_start`` and ``last_start`` scenario seconds from
     ``now``; the first game always starts at ``first_start`` so a demo sees a start soon.
+    ``news_rate`` is news jumps per scenario second before the start (one in 2 h by default).
     """
     if name not in MIXES:
         raise ValueError(f"scenario {name!r} is unknown (allowed: {', '.join(sorted(MIXES))})")
     if not (isinstance(speed, int | float) and 0 < speed <= 10_000 and math.isfinite(speed)):
         raise ValueError(f"speed = {speed!r}: must be a number in (0, 10000]")
-    if n_games is not None and not 1 <= n_games <= 5000:
-        raise ValueError(f"n_games = {n_games!r}: must be between 1 and 5000")
+    if n_games is not None and not 1 <= n_games <= MAX_GAMES:
+        raise ValueError(f"n_games = {n_games!r}: must be between 1 and {MAX_GAMES}")
     if not 0 < first_start <= last_start:
         raise ValueError("need 0 < first_start <= last_start")
+    if not (isinstance(news_rate, int | float) and 0 < news_rate <= 0.1):
+        raise ValueError(f"news_rate = {news_rate!r}: must be jumps per second in (0, 0.1]")
     rng = random.Random(seed)
     frame = _Frame(float(now), float(speed))
     mix = MIXES[name]
@@ -444,7 +455,7 @@ def build_scenario(
         ]
         if sport.draw:
             outcomes.append(Outcome(f"{event}-TIE", "TIE", "Tie", "Draw", 2))
-        path, jumps, result = _truth(rng, sport, event, start, end, frame)
+        path, jumps, result = _truth(rng, sport, event, start, end, frame, news_rate)
         flow = math.exp(rng.gauss(0.0, 0.25))  # this game draws more or less interest
         games.append(
             GameSpec(

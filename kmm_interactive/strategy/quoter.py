@@ -10,6 +10,11 @@ each of its sides (bid A, ask A, bid B, ask B):
 2. **Quote table.** The monopsony tick at (q, τ), τ = seconds until we stop quoting
    (start − buffer). The table was solved at the theo in force, or at the one before while
    a new table is solved; the limits below always use the theo in force.
+   **Widen hook.** ``UnitState.widen`` then moves that tick away from theo by a whole
+   number of ticks per side (positive: wider, a bid down and an ask up; negative:
+   tighter), clamped to the grid. It is how optional layers (strategy/layers.py: fill
+   rate, book imbalance, flow toxicity) act on the quote without a new table; because it
+   acts before the limits and competition, no widen can take a side through its edge.
 3. **Limits.** The edge limit (min edge after the maker fee); for the reducing sides of an
    over-exposed inventory, the break-even ceiling when it is more aggressive (risk.py).
    The monopsony tick is pulled inside the limit.
@@ -19,6 +24,11 @@ each of its sides (bid A, ask A, bid B, ask B):
 
 Every side gets a reason string for the UI. Pure: no I/O, no clock reads; the engine and
 the strategy lab call the same function.
+
+The naive top-of-book baseline (strategy/naive.py) shares steps 1, 3 (the edge limit) and
+5 through the public helpers below (:func:`clock_halts`, :func:`theo_in_force`,
+:func:`unit_cap`, :func:`no_quote`, :func:`size_quotes`), so a comparison in the lab
+differs only in where each side is priced.
 """
 
 from __future__ import annotations
@@ -73,12 +83,27 @@ class UnitState:
     backed_off: Mapping[GameSide, datetime] = field(default_factory=lambda: MappingProxyType({}))
     #: The first market's theo in force, when it is newer than the table's (a new table is
     #: being solved): the limits use it, so a quote from the older table is still held
-    #: inside the edge of the newer theo. None: the table's theo.
+    #: inside the edge of the newer theo. None: the table's theo. (The naive top-of-book
+    #: bot, strategy/naive.py, needs no table and prices from this alone.)
     theo: float | None = None
+    #: Ticks by which each side's model (monopsony) tick moves away from theo before the
+    #: limits and competition: positive widens (a bid down, an ask up), negative tightens;
+    #: clamped to the grid. A side not in the mapping is not moved. The optional layers in
+    #: strategy/layers.py produce it; the edge limit still binds whatever it says.
+    widen: Mapping[GameSide, int] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         if len(self.markets) not in (1, 2) or len(self.books) != len(self.markets):
             raise ValueError("a unit is one or two markets, with one book view each")
+        for side, ticks in self.widen.items():
+            if (
+                not isinstance(side, GameSide)
+                or isinstance(ticks, bool)
+                or not isinstance(ticks, int)
+            ):
+                raise ValueError(
+                    f"widen[{side!r}] = {ticks!r}: keys must be GameSide and values whole ticks"
+                )
 
     @property
     def sides(self) -> tuple[GameSide, ...]:
@@ -185,6 +210,73 @@ def clock_halts(
     return frozenset(found)
 
 
+def theo_in_force(unit: UnitState) -> Decimal | None:
+    """The first market's theo the limits use: ``unit.theo`` when set, else the table's
+    (None with neither, e.g. a naive bot with no table and no theo given).
+
+    Converted through ``repr`` (the shortest decimal that is this float), so the limits'
+    Decimal arithmetic works on a few digits rather than the float's exact 50-digit
+    expansion."""
+    if unit.theo is not None:
+        return Decimal(repr(unit.theo))
+    if unit.table is not None:
+        return Decimal(repr(unit.table.problem.p))
+    return None
+
+
+def side_theo(theo_a: Decimal, side: GameSide) -> Decimal:
+    """The theo of ``side``'s own market: A's, or 1 − A's for team B's book."""
+    return theo_a if side.leg.sign > 0 else ONE - theo_a
+
+
+def unit_cap(unit: UnitState, params: QuoteParams) -> int:
+    """The inventory's cap: the sport's, shrunk by the depth others show in its books."""
+    depth = sum((b.depth for b in unit.books), ZERO)
+    return risk.effective_cap(params.cap, params.quote_size, params.liquidity_factor, depth)
+
+
+def halted_reason(halts: frozenset[HaltReason]) -> str:
+    """The reason every side of a HALTED game shows."""
+    return f"halted: {describe(halts)}"
+
+
+def no_quote(unit: UnitState, side: GameSide, reason: str) -> DesiredQuote:
+    """``side`` quotes nothing, and says why."""
+    return DesiredQuote(unit.market(side).ticker, side.side, side, None, None, 0, reason)
+
+
+def size_quotes(
+    unit: UnitState, cap: int, quote_size: int, planned: Mapping[GameSide, DesiredQuote]
+) -> tuple[DesiredQuote, ...]:
+    """Give the priced sides of ``planned`` their sizes (built with size 0, never shared
+    yet): every resting order can fill at once and the inventory stays inside ``cap``
+    (:func:`risk.allocate_sizes`); a side left with no room becomes "at cap". One place,
+    so every strategy that goes through it has the same worst case."""
+    sizes = risk.allocate_sizes(
+        unit.q, cap, quote_size, [s for s, d in planned.items() if d.tick is not None]
+    )
+    quotes: list[DesiredQuote] = []
+    for side, wanted in planned.items():
+        size = sizes.get(side, 0)
+        if wanted.tick is None:
+            quotes.append(wanted)
+        elif size == 0:
+            quotes.append(no_quote(unit, side, f"at cap ({cap}, q = {unit.q})"))
+        else:
+            # Built by the caller and not yet shared: its size is set once here, as a frozen
+            # dataclass's __post_init__ would (a copy costs more than the whole side).
+            object.__setattr__(wanted, "size", size)
+            quotes.append(wanted)
+    return tuple(quotes)
+
+
+def widened(side: Side, tick: int, ticks: int, levels: int) -> int:
+    """``tick`` moved ``ticks`` away from theo (a bid down, an ask up; negative: toward
+    theo), clamped to the grid's ``levels``."""
+    moved = tick - ticks if side is Side.BID else tick + ticks
+    return min(max(moved, 0), levels - 1)
+
+
 def decide(state: GameState, params: QuoteParams, now: datetime) -> Decision:
     """The quotes ``state``'s game wants at ``now`` (see the module doc)."""
     halts = state.halts | clock_halts(state.game, state.theo_as_of, params, now)
@@ -192,10 +284,6 @@ def decide(state: GameState, params: QuoteParams, now: datetime) -> Decision:
     tau = state.game.seconds_to_start(now) - params.start_buffer
     units = tuple(_decide_unit(unit, params, now, trading, halts, tau) for unit in state.units)
     return Decision(state.game.event_ticker, trading, halts, units)
-
-
-def _nothing(unit: UnitState, side: GameSide, reason: str) -> DesiredQuote:
-    return DesiredQuote(unit.market(side).ticker, side.side, side, None, None, 0, reason)
 
 
 def _decide_unit(
@@ -207,39 +295,22 @@ def _decide_unit(
     tau: float,
 ) -> UnitDecision:
     tickers = tuple(m.ticker for m in unit.markets)
-    depth = sum((b.depth for b in unit.books), ZERO)
-    cap = risk.effective_cap(params.cap, params.quote_size, params.liquidity_factor, depth)
+    cap = unit_cap(unit, params)
     exposed = risk.over_exposed(unit.q, cap, params.over_exposed)
-    if trading is TradingState.HALTED or unit.table is None:
-        why = f"halted: {describe(halts)}" if trading is TradingState.HALTED else "no quote table"
-        idle = tuple(_nothing(unit, s, why) for s in unit.sides)
+    theo_a = theo_in_force(unit)
+    if trading is TradingState.HALTED or unit.table is None or theo_a is None:
+        why = halted_reason(halts) if trading is TradingState.HALTED else "no quote table"
+        idle = tuple(no_quote(unit, s, why) for s in unit.sides)
         return UnitDecision(tickers, unit.q, cap, exposed, idle)
-    table = unit.table
-    monopsony = table.quote(unit.q, tau)
-    # repr: the shortest decimal that is this float, so the limits' Decimal arithmetic
-    # works on a few digits rather than the float's exact 50-digit expansion.
-    theo_a = Decimal(repr(unit.theo if unit.theo is not None else table.problem.p))
+    monopsony = unit.table.quote(unit.q, tau)
     planned: dict[GameSide, DesiredQuote] = {}
     for side in unit.sides:
         planned[side] = _price_side(
             unit, side, monopsony[side], theo_a, params, now, trading, exposed
         )
-    sizes = risk.allocate_sizes(
-        unit.q, cap, params.quote_size, [s for s, d in planned.items() if d.tick is not None]
+    return UnitDecision(
+        tickers, unit.q, cap, exposed, size_quotes(unit, cap, params.quote_size, planned)
     )
-    quotes: list[DesiredQuote] = []
-    for side, wanted in planned.items():
-        size = sizes.get(side, 0)
-        if wanted.tick is None:
-            quotes.append(wanted)
-        elif size == 0:
-            quotes.append(_nothing(unit, side, f"at cap ({cap}, q = {unit.q})"))
-        else:
-            # Built just above and not yet shared: its size is set once here, as a frozen
-            # dataclass's __post_init__ would (a copy costs more than the whole side).
-            object.__setattr__(wanted, "size", size)
-            quotes.append(wanted)
-    return UnitDecision(tickers, unit.q, cap, exposed, tuple(quotes))
 
 
 def _price_side(
@@ -255,10 +326,13 @@ def _price_side(
     market, book = unit.market(side), unit.book(side)
     grid, fees, yes_side = market.grid, market.fees, side.side
     if trading is TradingState.REDUCING and not risk.reduces(side, unit.q):
-        return _nothing(unit, side, "reducing only")
+        return no_quote(unit, side, "reducing only")
     if own is None:
-        return _nothing(unit, side, "no price pays at this inventory")
-    theo = theo_a if side.leg.sign > 0 else ONE - theo_a
+        return no_quote(unit, side, "no price pays at this inventory")
+    shift = unit.widen.get(side, 0)
+    if shift:
+        own = widened(yes_side, own, shift, len(grid))
+    theo = side_theo(theo_a, side)
     ceiling = risk.edge_limit(yes_side, theo, params.min_edge, grid, fees)
     limit_note = "edge"
     if exposed and unit.claim_cost is not None and risk.reduces(side, unit.q):
@@ -266,7 +340,7 @@ def _price_side(
         if risk.more_aggressive(yes_side, ceiling, even) != ceiling:
             ceiling, limit_note = even, "break-even"
     if ceiling is None:
-        return _nothing(unit, side, "no price clears the edge")
+        return no_quote(unit, side, "no price clears the edge")
     own = risk.less_aggressive(yes_side, own, ceiling)
     resting = unit.resting.get(side)
     since = unit.backed_off.get(side)
@@ -296,13 +370,15 @@ def _price_side(
     else:
         memory = since if result.mode is Mode.HOLD else None
     if result.tick is None:
-        return _nothing(unit, side, str(result.mode))
+        return no_quote(unit, side, str(result.mode))
     price = grid.price(result.tick)
     reason = f"{result.mode} {price}"
     if result.mode in (Mode.OUTBID, Mode.JOIN, Mode.BACK_OFF) and mine is not None:
         reason += f" (competitor {grid.price(mine)}, {limit_note} limit {grid.price(ceiling)})"
     elif limit_note == "break-even":
         reason += f" (break-even limit {grid.price(ceiling)})"
+    if shift:
+        reason += f" (widen {shift:+d})"
     return DesiredQuote(
         market.ticker,
         yes_side,

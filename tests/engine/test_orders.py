@@ -13,15 +13,10 @@ import pytest
 from kalshikit import EPL, NBA, Venue
 
 from kmm_interactive.domain import Order, OrderState, Side
-from kmm_interactive.engine.orders import (
-    OrderManager,
-    Tracked,
-    Write,
-    WriteKind,
-    plan_writes,
-)
+from kmm_interactive.engine.orders import OrderManager, Tracked, Write, plan_writes
 from kmm_interactive.kalshi.rest import KalshiRest, OrderRequest, Retry
 from kmm_interactive.sim.exchange import cc_to_count
+from kmm_interactive.strategy.writes import WriteKind
 
 D = Decimal
 T0 = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)

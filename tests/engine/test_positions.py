@@ -15,17 +15,10 @@ from hypothesis import strategies as st
 from kalshikit import EPL, NBA, Venue
 
 from kmm_interactive.domain import ONE, ZERO, Fill, Side
-from kmm_interactive.engine.positions import (
-    Exposure,
-    Holding,
-    Mismatch,
-    MismatchCounter,
-    PnL,
-    PositionBook,
-    reconcile,
-)
+from kmm_interactive.engine.positions import Mismatch, MismatchCounter, reconcile
 from kmm_interactive.kalshi.errors import KalshiError
 from kmm_interactive.kalshi.rest import KalshiRest, OrderRequest, Retry
+from kmm_interactive.ledger import Exposure, Holding, PnL, PositionBook
 from kmm_interactive.pricing.fees import taker_fee
 from kmm_interactive.sim.exchange import cc_to_count
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from enginekit import SETTINGS, engine_config, positions, resting, until
 
 from kmm_interactive.engine.journal import Journal
-from kmm_interactive.engine.positions import PositionBook
 from kmm_interactive.engine.runtime import Engine
 from kmm_interactive.kalshi.rest import KalshiRest
 from kmm_interactive.launch import EmbeddedExchange, connection_from_info
+from kmm_interactive.ledger import PositionBook
 
 
 def toml(settings: dict[str, dict[str, object]]) -> str:

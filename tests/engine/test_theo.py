@@ -18,13 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from kmm_interactive.config import Config, ConfigError, Seconds, TheoConfig
+from kmm_interactive.config import Config, ConfigError
 from kmm_interactive.engine.theo import (
     NO_FEED,
     Theo,
     TheoService,
     TheoSource,
-    recheck_reason,
     team_a_ticker,
 )
 from kmm_interactive.odds.client import OddsClient
@@ -531,19 +530,6 @@ async def test_without_a_consensus_the_previous_theo_stays_and_the_reason_is_tol
 # --------------------------------------------------------------------------- rechecks
 
 
-def test_the_recheck_rule() -> None:
-    cfg = TheoConfig()
-    assert recheck_reason(Decimal(60), 100, 0, cfg) == "|q| = 60 ≥ 0.5 × cap 100"
-    assert recheck_reason(Decimal(-50), 100, 0, cfg) == "|q| = 50 ≥ 0.5 × cap 100"
-    assert recheck_reason(Decimal("-49.99"), 100, 3, cfg) is None
-    assert recheck_reason(Decimal(0), 100, 4, cfg) == "4 one-way fills in 60 s"
-    tight = TheoConfig(recheck_skew=0.25, recheck_fills=2, recheck_window=Seconds(30.0))
-    assert recheck_reason(Decimal(5), 20, 0, tight) == "|q| = 5 ≥ 0.25 × cap 20"
-    assert recheck_reason(Decimal(4), 20, 2, tight) == "2 one-way fills in 30 s"
-    with pytest.raises(ValueError, match="cap = 0: must be a whole number"):
-        recheck_reason(Decimal(0), 0, 0, cfg)
-
-
 async def test_a_burst_of_fills_asks_for_a_recheck(feed: Feed) -> None:
     svc, rec = service(feed.client, feed.now)
     svc.track(feed.games())
@@ -620,6 +606,44 @@ async def test_a_skew_recheck_is_pending_until_the_pull_returns_then_rate_limite
         assert svc.request_recheck(event, "skew") is False  # already pending
         await wait_until(lambda: not svc.recheck_pending(event))
     assert len(rec.of("recheck")) == 4
+
+
+async def test_a_skew_is_rechecked_once_per_level_not_while_it_lasts(feed: Feed) -> None:
+    svc, rec = service(feed.client, feed.now)
+    svc.track(feed.games())
+    await svc.refresh()
+    event = feed.game("nba").event_ticker
+
+    def requested() -> list[str]:
+        return [str(r["why"]) for r in rec.of("recheck") if r["state"] == "requested"]
+
+    async with running(svc):
+        svc.note_inventory(event, Decimal(60), 100)
+        await wait_until(lambda: not svc.recheck_pending(event))
+        for q in (70, 55, 99):  # still skewed, long after the minimum interval: no new pull
+            feed.clock.advance(300)
+            svc.note_inventory(event, Decimal(q), 100)
+            assert not svc.recheck_pending(event)
+        assert requested() == ["|q| = 60 ≥ 0.5 × cap 100"]
+        feed.clock.advance(300)
+        svc.note_inventory(event, Decimal(-100), 100)  # a new level: at the cap
+        await wait_until(lambda: not svc.recheck_pending(event))
+        feed.clock.advance(300)
+        svc.note_inventory(event, Decimal(10), 100)  # back below: the next skew counts again
+        svc.note_inventory(event, Decimal(50), 100)
+        await wait_until(lambda: not svc.recheck_pending(event))
+        # Refused by the minimum interval: asked again on the next look, not forgotten.
+        svc.note_inventory(event, Decimal(0), 100)
+        svc.note_inventory(event, Decimal(-80), 100)
+        assert not svc.recheck_pending(event)
+        feed.clock.advance(121)
+        svc.note_inventory(event, Decimal(-80), 100)
+        assert svc.recheck_pending(event)
+        await wait_until(lambda: not svc.recheck_pending(event))
+    assert requested() == [
+        "|q| = 60 ≥ 0.5 × cap 100", "|q| = 100 ≥ 0.5 × cap 100",
+        "|q| = 50 ≥ 0.5 × cap 100", "|q| = 80 ≥ 0.5 × cap 100",
+    ]  # fmt: skip
 
 
 async def test_a_recheck_is_abandoned_once_the_theo_is_stale(feed: Feed) -> None:

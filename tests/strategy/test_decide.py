@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategykit import CENT, DEEP, EVENT, GAME, MAKER, NOW, PARAMS, A, B, D
 
-from kmm_interactive.domain import FeeType, Game, GameSide, Market, PriceGrid, SeriesFees, Side
+from kmm_interactive.domain import Game, GameSide, Market, Side
 from kmm_interactive.pricing.fees import expected_fee
 from kmm_interactive.pricing.hjb import solve_quote_table
 from kmm_interactive.pricing.quote_table import (
@@ -29,39 +31,17 @@ from kmm_interactive.strategy.quoter import (
     BookView,
     Decision,
     GameState,
-    QuoteParams,
     Resting,
     UnitState,
     decide,
 )
-
-D = Decimal
-NOW = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
-CENT = PriceGrid.linear_cent()
-MAKER = SeriesFees(FeeType.QUADRATIC_WITH_MAKER_FEES)
-EVENT = "KXNBAGAME-26DEC04BOSLAL"
-A = Market(f"{EVENT}-BOS", EVENT, "Boston", CENT, MAKER)
-B = Market(f"{EVENT}-LAL", EVENT, "Los Angeles L", CENT, MAKER)
-GAME = Game(EVENT, "nba", NOW + timedelta(hours=2), A, B)
-PARAMS = QuoteParams(
-    cap=100,
-    quote_size=25,
-    min_edge=D("0.01"),
-    liquidity_factor=10.0,
-    over_exposed=0.5,
-    min_rest=2.0,
-    back_off_hold=30.0,
-    start_buffer=300.0,
-    theo_max_age=2700.0,
-)
-DEEP = BookView(depth=D(10_000))  # enough depth that the liquidity cap does not bind
 
 
 def cents(price: str) -> int:
     return CENT.tick(D(price))
 
 
-def flat_table(theo_a: float, ticks: dict[GameSide, str | None], cap: int = 100) -> QuoteTable:
+def flat_table(theo_a: float, ticks: Mapping[GameSide, str | None], cap: int = 100) -> QuoteTable:
     """A quote table with the same ticks at every (τ, q): decisions without a solve."""
     problem = QuoteProblem(
         book_a=BookInputs(CENT, theo_a, 0.05, 0.5, MAKER),
@@ -69,7 +49,7 @@ def flat_table(theo_a: float, ticks: dict[GameSide, str | None], cap: int = 100)
         gamma=0.02,
         q_max=cap,
     )
-    row = [cents(ticks[s]) if ticks.get(s) else NO_QUOTE for s in GameSide]
+    row = [cents(t) if (t := ticks.get(s)) else NO_QUOTE for s in GameSide]
     grid = np.tile(np.array(row, dtype=np.int32), (2, 2 * cap + 1, 1))
     return QuoteTable(problem, QuoteModel.HJB, np.array([0.0, 1e9]), grid)
 
@@ -92,8 +72,11 @@ def state(
     backed_off: dict[GameSide, datetime] | None = None,
     halts: frozenset[HaltReason] = frozenset(),
     theo_as_of: datetime | None = NOW,
+    widen: dict[GameSide, int] | None = None,
 ) -> GameState:
-    unit = UnitState((A, B), books, table, D(q), cost, resting or {}, backed_off or {})
+    unit = UnitState(
+        (A, B), books, table, D(q), cost, resting or {}, backed_off or {}, widen=widen or {}
+    )
     return GameState(GAME, (unit,), theo_as_of, halts)
 
 
@@ -353,3 +336,57 @@ def test_a_three_way_game_is_three_single_book_inventories() -> None:
     decision = decide(GameState(game, tuple(units), NOW), PARAMS, NOW)
     assert set(decision.quotes) == {(m.ticker, s) for m in game.markets for s in Side}
     assert all(d.quoting for d in decision.quotes.values())
+
+
+# --------------------------------------------------------------------------- widen hook
+
+
+def test_widen_moves_the_model_tick_away_from_theo_or_toward_it() -> None:
+    table = flat_table(0.48, STANDARD)
+    widen = {GameSide.BID_A: 2, GameSide.ASK_A: 1, GameSide.BID_B: -1, GameSide.ASK_B: -2}
+    decision = decide(state(table, widen=widen), PARAMS, NOW)
+    assert {s: p for s, (p, _) in quoted(decision).items()} == {
+        GameSide.BID_A: "0.42",  # 0.44 two ticks wider: down
+        GameSide.ASK_A: "0.53",  # 0.52 one tick wider: up
+        GameSide.BID_B: "0.49",  # 0.48 one tick tighter: up
+        GameSide.ASK_B: "0.54",  # 0.56 two ticks tighter: down
+    }
+    bid_a = decision.quotes[(A.ticker, Side.BID)]
+    assert bid_a.reason == "own price 0.42 (widen +2)"
+    # Without a widen nothing moves and the reason says nothing about it.
+    plain = decide(state(table), PARAMS, NOW).quotes[(A.ticker, Side.BID)]
+    assert (plain.price, plain.reason) == (D("0.44"), "own price 0.44")
+
+
+def test_the_edge_ceiling_still_binds_a_tightened_quote() -> None:
+    table = flat_table(0.48, STANDARD)
+    widen = {GameSide.BID_A: -5, GameSide.ASK_A: -5, GameSide.BID_B: -9, GameSide.ASK_B: -9}
+    decision = decide(state(table, widen=widen), PARAMS, NOW)
+    limits = {s: d.ceiling for s, d in ((d.game_side, d) for d in decision.units[0].quotes)}
+    for side, (price, _) in quoted(decision).items():
+        assert cents(price) == limits[side]  # pulled back to the limit, never through it
+    assert quoted(decision)[GameSide.BID_A][0] == "0.46"  # 0.49 wanted, theo 0.48
+    assert quoted(decision)[GameSide.ASK_A][0] == "0.5"  # 0.47 wanted, through theo
+
+
+def test_widen_acts_before_competition() -> None:
+    table = flat_table(0.48, STANDARD)
+    # A competitor at 43¢: our own bid widened to 42¢ is outbid → we step to 44¢.
+    rival = (dataclasses.replace(DEEP, best_bid=cents("0.43")), DEEP)
+    decision = decide(state(table, books=rival, widen={GameSide.BID_A: 2}), PARAMS, NOW)
+    bid_a = decision.quotes[(A.ticker, Side.BID)]
+    assert bid_a.price == D("0.44")
+    assert bid_a.reason.startswith(f"{Mode.OUTBID} 0.44")
+    assert bid_a.reason.endswith("(widen +2)")
+
+
+def test_widen_is_clamped_to_the_grid_and_validated() -> None:
+    table = flat_table(0.48, STANDARD)
+    far = {GameSide.BID_A: 100, GameSide.ASK_A: 100}
+    sides = quoted(decide(state(table, widen=far), PARAMS, NOW))
+    assert sides[GameSide.BID_A][0] == "0.01"
+    assert sides[GameSide.ASK_A][0] == "0.99"
+    with pytest.raises(ValueError, match=r"widen\[.*\] = True: keys must be GameSide"):
+        state(table, widen={GameSide.BID_A: True})
+    with pytest.raises(ValueError, match="values whole ticks"):
+        state(table, widen={GameSide.BID_A: 1.5})  # type: ignore[dict-item]

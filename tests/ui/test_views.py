@@ -11,8 +11,8 @@ import pytest
 
 from kmm_interactive.domain import Side
 from kmm_interactive.engine.history import History, decimate
-from kmm_interactive.engine.positions import PnL
 from kmm_interactive.engine.views import GameView, SideView
+from kmm_interactive.ledger import PnL
 from kmm_interactive.ui.figures import (
     Drawn,
     game_figure,

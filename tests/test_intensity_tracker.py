@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from kmm_interactive.domain import Side
-from kmm_interactive.engine.intensity import MIN_EXPOSURE, REFIT_GROWTH, IntensityTracker
 from kmm_interactive.pricing.intensity import (
     FitLimits,
     IntensityPrior,
     IntensitySource,
     fit_own_quotes,
 )
+from kmm_interactive.pricing.intensity_tracker import MIN_EXPOSURE, REFIT_GROWTH, IntensityTracker
 
 PRIOR = IntensityPrior(A=0.02, k=0.3)
 T = "KXNBAGAME-26DEC04LALBOS-LAL"

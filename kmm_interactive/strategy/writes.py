@@ -1,0 +1,44 @@
+"""The requote rule: how one resting order is changed into the quote wanted on its side.
+
+* another price → amend (the order keeps its id);
+* the same price and less size than rests → decrease (keeps queue priority);
+* the same price and more size than the order was placed for (the trader raised the size,
+  or room under the cap came back), or what rests has fallen below ``refill_below`` × the
+  wanted size (fills ate it) → amend the size up;
+* otherwise leave it: a partly filled order is not topped up after every fill.
+
+Creating and cancelling (no order, or no quote wanted) are the order manager's. Pure: the
+live engine and the virtual-clock lab both requote by this rule.
+"""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal
+
+
+class WriteKind(enum.StrEnum):
+    CREATE = "create"
+    AMEND = "amend"
+    DECREASE = "decrease"
+    CANCEL = "cancel"
+
+
+def side_change(
+    price: Decimal,
+    size: Decimal,
+    order_price: Decimal,
+    remaining: Decimal,
+    count: Decimal,
+    refill_below: float,
+) -> WriteKind | None:
+    """The write that turns a resting order (at ``order_price``, ``remaining`` of the
+    ``count`` it was placed for) into the wanted ``price`` and ``size`` (above 0): AMEND,
+    DECREASE, or None to leave it (see the module doc)."""
+    if order_price != price:
+        return WriteKind.AMEND
+    if remaining > size:
+        return WriteKind.DECREASE
+    if size > count or remaining < size * Decimal(repr(refill_below)):
+        return WriteKind.AMEND
+    return None
