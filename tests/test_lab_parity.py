@@ -22,10 +22,9 @@ from kmm_interactive.ledger import PositionBook
 from kmm_interactive.sim import lab
 from kmm_interactive.sim.agents import AgentConfig
 from kmm_interactive.sim.exchange import CC, SimOrder, cc_to_count
-from kmm_interactive.strategy.halts import HaltReason
+from kmm_interactive.strategy.halts import HaltReason, TradingState
 from kmm_interactive.strategy.inputs import quote_params
 from kmm_interactive.strategy.quoter import Decision, decide
-from kmm_interactive.strategy.writes import WriteKind, side_change
 
 QUIET = AgentConfig(
     retail=False, stale_liquidity=False, market_makers=0, informed=False, lifecycle=False
@@ -55,8 +54,11 @@ class Script:
         profile = self.run.product.sports[g.game.sport]
         self.engine = GameRuntime(g.game, g.game.sport, profile, self.run.product)
         self.engine.set_theo(dict(g.probs), at(g.theo_as_of))
-        assert self.engine.problem(0) is not None
-        self.engine.tables[0] = g.tables[0]
+        # The same problem from each side's own inputs, so one solve serves both.
+        table = g.tables[0]
+        assert table is not None
+        assert self.engine.problem(0) == table.problem
+        self.engine.tables[0] = table
         self.positions = PositionBook()
         self.seen_fills = 0
         self.competing: list[SimOrder] = []
@@ -133,7 +135,8 @@ class Script:
             tickers = tuple(m.ticker for m in markets)
             e = self.positions.exposure(tickers)  # type: ignore[arg-type]
             exposure[tickers] = (e.q, e.claim_cost)
-        halts: frozenset[HaltReason] = frozenset()
+        # The engine's guard holds the odds-recheck halt while a recheck is pending.
+        halts = frozenset({HaltReason.ODDS_RECHECK}) if g.recheck_pending else frozenset()
         state = self.engine.state(books, own, orders, exposure, halts, at(t))
         decision = decide(state, quote_params(self.run.product, self.engine.profile), at(t))
         self.engine.remember(decision)
@@ -147,26 +150,12 @@ class Script:
             yield grid.price(tick), cc_to_count(sizes[tick])  # type: ignore[attr-defined]
 
     def _execute(self, decision: Decision, t: float) -> None:
-        """Put the decision's quotes on the exchange at once (no latency: the script is about
-        deciding, and the state each side reads must be the same)."""
+        """Put the decision's quotes on the exchange at once, by the lab's own write rule (no
+        latency: the script is about deciding, and the state each side reads must match)."""
         for (ticker, side), wanted in sorted(decision.quotes.items()):
-            s = self.g.sides[(ticker, side)]
-            order = s.order if s.order is not None and s.order.live else None
-            if not wanted.quoting:
-                if order is not None:
-                    self.run._apply(s, WriteKind.CANCEL, ticker, side, None, 0, t)
-                continue
-            if order is None:
-                self.run._apply(s, WriteKind.CREATE, ticker, side, wanted.tick, wanted.size, t)
-                continue
-            assert wanted.price is not None
-            kind = side_change(
-                wanted.price, Decimal(wanted.size), order.price,
-                cc_to_count(order.remaining), cc_to_count(order.initial),
-                self.run.product.quoting.refill_below,
-            )  # fmt: skip
-            if kind is not None:
-                self.run._apply(s, kind, ticker, side, wanted.tick, wanted.size, t)
+            write = self.run._plan(self.g, ticker, side, wanted)
+            if write is not None:
+                self.run._apply(write, t)
 
 
 def test_the_lab_and_the_engine_decide_alike_step_by_step() -> None:
@@ -204,6 +193,13 @@ def test_the_lab_and_the_engine_decide_alike_step_by_step() -> None:
             break
     assert d.units[0].over_exposed, f"q = {d.units[0].q} never passed half of cap {cap}"
     assert script.positions.exposure((script.a, script.b)).claim_cost is not None
+
+    # A recheck is pending: only the sides that reduce the exposure quote, on both sides.
+    script.g.recheck_pending = True
+    reducing = script.step(t0 + 90)
+    assert HaltReason.ODDS_RECHECK in reducing.halts
+    assert reducing.state is TradingState.REDUCING
+    script.g.recheck_pending = False
 
     # The competitors leave: walk back down; time passes; the start buffer halts the game.
     script.leave()

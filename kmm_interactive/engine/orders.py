@@ -52,7 +52,7 @@ from kmm_interactive.domain import ZERO, Fill, Order, OrderState, Side
 from kmm_interactive.kalshi.errors import KalshiError
 from kmm_interactive.kalshi.models import ExchangeOrder, PayloadError
 from kmm_interactive.kalshi.rest import CreateResult, CreateStatus, KalshiRest, OrderRequest
-from kmm_interactive.strategy.writes import WriteKind, side_change
+from kmm_interactive.strategy.writes import WriteKind, grows, may_grow, side_change
 
 log = logging.getLogger(__name__)
 
@@ -187,9 +187,8 @@ def _plan_side(
     o = keep.order
     kind = side_change(price, size, o.price, o.remaining, o.count, refill_below)
     if kind is not None:
-        # An amend grows what may fill when it tops the size up, or moves to a larger size.
-        grows = kind is WriteKind.AMEND and (o.price == price or size > o.remaining)
-        writes.append(Write(kind, ticker, side, price, size, o.client_order_id, grows))
+        growing = grows(kind, size, o.price, price, o.remaining)
+        writes.append(Write(kind, ticker, side, price, size, o.client_order_id, growing))
     return writes
 
 
@@ -320,7 +319,8 @@ class OrderManager:
             writes = plan_writes(desired, live, refill_below=self.refill_below)
             shrinking = [w for w in writes if not w.grows]
             growing = [w for w in writes if w.grows]
-            if shrinking or not all(t.settled for t in live) or self.has_unbooked_fills(game):
+            settled = all(t.settled for t in live) and not self.has_unbooked_fills(game)
+            if not may_grow(bool(shrinking), settled):
                 growing = []
             needs_group = self.group_limit is not None and game not in self._groups
             if growing and needs_group and not await self._ensure_group(game):

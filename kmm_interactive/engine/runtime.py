@@ -581,9 +581,11 @@ class Engine:
             )  # fmt: skip
         g.remember(decision)
         await self.orders.apply(g.event_ticker, g.desired())
-        # The skew check takes the game's most skewed inventory (of three, in soccer).
-        worst = max(decision.units, key=lambda u: abs(u.q) / u.cap)
-        self.theo.note_inventory(g.event_ticker, worst.q, worst.cap)
+        # The skew check takes the game's most skewed inventory (of three, in soccer), against
+        # the sport's cap: the liquidity cap moves with the book's depth, and a level that
+        # moved with it would ask for rechecks while q stood still.
+        worst = max(decision.units, key=lambda u: abs(u.q))
+        self.theo.note_inventory(g.event_ticker, worst.q, g.profile.cap)
 
     def _refresh_tables(self, g: GameRuntime) -> None:
         for i in range(len(g.units)):

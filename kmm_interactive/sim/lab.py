@@ -60,6 +60,7 @@ from kmm_interactive.config import Config, ConfigError
 from kmm_interactive.domain import ZERO, Fill, Game, GameSide, Leg, Market, Side
 from kmm_interactive.ledger import PositionBook
 from kmm_interactive.pricing.consensus import BookOdds, consensus
+from kmm_interactive.pricing.fees import expected_fee
 from kmm_interactive.pricing.hjb import SolveError, solve_quote_table
 from kmm_interactive.pricing.intensity import IntensityPrior, IntensitySource
 from kmm_interactive.pricing.intensity_tracker import IntensityTracker
@@ -111,7 +112,7 @@ from kmm_interactive.strategy.quoter import (
     decide,
 )
 from kmm_interactive.strategy.recheck import burst_reason, recent_one_way, skew_level, skew_reason
-from kmm_interactive.strategy.writes import WriteKind, side_change
+from kmm_interactive.strategy.writes import WriteKind, grows, may_grow, side_change
 
 #: Our account on the lab's exchange.
 LAB_USER: Final = "lab-mm"
@@ -353,6 +354,21 @@ class _Side:
     observed: float = 0.0  # resting time already given to the intensity tracker, up to here
 
 
+@dataclass(frozen=True, eq=False)
+class _Write:
+    """One planned write to one side; ``filled`` is the order's filled size (centi) when the
+    write was planned."""
+
+    side_state: _Side
+    kind: WriteKind
+    ticker: str
+    side: Side
+    tick: int | None = None
+    size: int = 0
+    grows: bool = False
+    filled: int = 0
+
+
 @dataclass(eq=False)
 class _Game:
     spec: GameSpec
@@ -374,6 +390,9 @@ class _Game:
     one_way: list[tuple[datetime, int]] = field(default_factory=list)
     done: bool = False
     max_abs_q: Decimal = ZERO
+    max_worst: Decimal = ZERO  # q plus every resting order of one direction, at its peak
+    held_back: bool = False  # growing writes waited: decide again when a write lands
+    depth_binds: bool = False  # the last decision's cap was the book's depth, not the sport's
     q_at_start: Decimal = ZERO
     traded_cc: int = 0  # every contract traded in its markets before the start (centi)
     writes: Counter[str] = field(default_factory=Counter)
@@ -382,10 +401,15 @@ class _Game:
     #: Latency jitter, drawn per game so that a game runs the same in any split of the day.
     rng: random.Random = field(default_factory=random.Random)
     last_refit: float = -math.inf
-    layer_book: lab_layers.LayerBook = field(default_factory=lab_layers.LayerBook)
+    layer_books: list[lab_layers.LayerBook] = field(default_factory=list)  # one per inventory
     #: The others' best (bid, ask) price per market at the last decision: a book change
-    #: behind them cannot change a decision, so it waits for the next timed one.
+    #: behind them changes no price, and unless the depth limits the cap (``depth_binds``)
+    #: no size either, so it waits for the next timed decision.
     tops: dict[str, tuple[Decimal | None, Decimal | None]] = field(default_factory=dict)
+
+    def unit_of(self, ticker: str) -> int:
+        """The index of the inventory ``ticker`` belongs to."""
+        return next(i for i, u in enumerate(self.units) if ticker in (m.ticker for m in u))
 
 
 class _Run:
@@ -457,6 +481,7 @@ class _Run:
             sides=sides,
             tables=[None] * len(units),
             backed_off=[{} for _ in units],
+            layer_books=[lab_layers.LayerBook() for _ in units],
             rng=random.Random(f"{self.seed}|lab-latency|{spec.event_ticker}"),
         )
 
@@ -532,28 +557,41 @@ class _Run:
                 if q is not None:
                     books.append(BookOdds(q.book, q.decimal, _dt(q.last_update)))
             found = consensus(books, now, self.consensus_params)
-            if recheck:
-                g.recheck_pending = False
             if found.probabilities is not None:
                 probs = found.probabilities
                 g.probs = {o.ticker: probs[o.index] for o in g.spec.outcomes}
                 g.theo_as_of = t
+                if recheck:
+                    g.recheck_pending = False
                 self._solve(g)
+            elif recheck:
+                self._retry_recheck(g, t)
             self._soon(g, t)
 
     def _note_skew(self, g: _Game, decision: Decision, t: float) -> None:
-        """The engine's skew rule (TheoService.note_inventory) on the most skewed inventory."""
-        worst = max(decision.units, key=lambda u: abs(u.q) / u.cap)
+        """The engine's skew rule (runtime._requote → TheoService.note_inventory): the most
+        skewed inventory against the sport's cap, rechecked once per level."""
+        worst = max(decision.units, key=lambda u: abs(u.q))
         theo = self.product.theo
-        level = skew_level(worst.q, worst.cap, theo)
+        level = skew_level(worst.q, g.profile_cap, theo)
         if level == 0:
             g.skew_checked = 0
         elif (
             t < g.spec.start
-            and skew_reason(worst.q, worst.cap, g.skew_checked, theo) is not None
+            and skew_reason(worst.q, g.profile_cap, g.skew_checked, theo) is not None
             and (self._request_recheck(g, t) or g.recheck_pending)
         ):
             g.skew_checked = level
+
+    def _retry_recheck(self, g: _Game, t: float) -> None:
+        """A recheck without a usable theo stays pending and is tried again, as the engine's
+        does, until the game's theo is stale anyway (it halts on that)."""
+        age = math.inf if g.theo_as_of is None else t - g.theo_as_of
+        if age > self.product.theo.max_age:
+            g.recheck_pending = False
+            return
+        retry = max(self.config.odds_latency, 1.0)
+        self.sim.schedule(t + retry, lambda when: self._pull([g], when, recheck=True))
 
     def _request_recheck(self, g: _Game, t: float) -> bool:
         gap = self.product.theo.recheck_min_interval
@@ -646,7 +684,7 @@ class _Run:
                         )
             q, cost = self._exposure(markets)
             theo = g.probs.get(markets[0].ticker) if g.probs is not None else None
-            widen = self._widen(g, markets, views, t) if self.config.layers else {}
+            widen = self._widen(g, i, views, t) if self.config.layers else {}
             units.append(
                 UnitState(
                     markets, views, g.tables[i], q, cost, resting, g.backed_off[i], theo,
@@ -660,7 +698,8 @@ class _Run:
         """Decide ``g`` at ``t`` and keep the competition layer's memory, as the engine does."""
         now = _dt(t)
         state = self.state(g, t)
-        g.layer_book.last_seen = t
+        for book in g.layer_books:
+            book.last_seen = t
         decision: Decision = (
             decide_tob(state, g.params, now)
             if self.config.strategy is Strategy.TOB
@@ -681,9 +720,22 @@ class _Run:
             if t - g.last_refit >= self.config.reestimate_every:
                 self._refit(g, t)
         decision = self.decide_now(g, t)
+        # While the liquidity cap binds, a change anywhere in the book moves it.
+        g.depth_binds = any(u.cap < g.profile_cap for u in decision.units)
         self._note_skew(g, decision, t)
-        for (ticker, side), wanted in sorted(decision.quotes.items()):
-            self._plan(g, ticker, side, wanted, t)
+        planned = [
+            w
+            for (ticker, side), wanted in sorted(decision.quotes.items())
+            if (w := self._plan(g, ticker, side, wanted)) is not None
+        ]
+        shrinking = [w for w in planned if not w.grows]
+        growing = [w for w in planned if w.grows]
+        settled = not any(s.busy for s in g.sides.values())
+        if growing and not may_grow(bool(shrinking), settled):
+            growing = []  # the engine's rule: decide again once what is in flight lands
+            g.held_back = True
+        for w in shrinking + growing:
+            self._send(g, w, t)
         if HaltReason.GAME_STARTED in decision.halts and not any(
             s.busy or (s.order is not None and s.order.live) for s in g.sides.values()
         ):
@@ -692,10 +744,10 @@ class _Run:
     # ------------------------------------------------------------------ the optional layers
 
     def _widen(
-        self, g: _Game, markets: tuple[Market, ...], views: tuple[BookView, ...], t: float
+        self, g: _Game, unit: int, views: tuple[BookView, ...], t: float
     ) -> dict[GameSide, int]:
         """The optional layers' ticks for one inventory's sides (lab_layers keeps the data)."""
-        book = g.layer_book
+        book, markets = g.layer_books[unit], g.units[unit]
         seconds = 0.0 if book.last_seen is None else t - book.last_seen
         sides: list[GameSide] = []
         depths: dict[Leg, BookDepth] = {}
@@ -704,7 +756,10 @@ class _Run:
             leg = Leg.A if j == 0 else Leg.B
             sizes = self.exchange.market(m.ticker).book.sizes
             own = {side: g.sides[(m.ticker, side)].order for side in Side}
-            held = {side: o.remaining if o is not None and o.live else 0 for side, o in own.items()}
+            held = {
+                side: (o.tick, o.remaining) if o is not None and o.live else None
+                for side, o in own.items()
+            }
             depths[leg] = BookDepth(
                 lab_layers.near_depth(sizes["bid"], view.best_bid, True, held[Side.BID]),
                 lab_layers.near_depth(sizes["ask"], view.best_ask, False, held[Side.ASK]),
@@ -715,7 +770,8 @@ class _Run:
                 sides.append(gs)
                 intensity[gs] = (prior.A, prior.k)
                 if o is not None and o.live and g.probs is not None and seconds > 0:
-                    distance = lab_layers.distance_cents(side, o.price, g.probs[m.ticker])
+                    fee = expected_fee(o.price, maker=True, fees=m.fees)
+                    distance = lab_layers.distance_cents(side, o.price, g.probs[m.ticker], fee)
                     book.rested(gs, seconds, distance)
         book.roll(t, intensity)
         return lab_layers.widen(
@@ -753,95 +809,107 @@ class _Run:
 
     # ------------------------------------------------------------------ execution
 
-    def _plan(self, g: _Game, ticker: str, side: Side, wanted: DesiredQuote, t: float) -> None:
+    def _plan(self, g: _Game, ticker: str, side: Side, wanted: DesiredQuote) -> _Write | None:
+        """The write that takes one side to what ``decide`` wants (the engine's rule), or None."""
         s = g.sides[(ticker, side)]
         if s.busy:
             s.again = True  # one write in flight per side: look again when it lands
-            return
+            return None
         order = s.order if s.order is not None and s.order.live else None
         if not wanted.quoting or wanted.price is None or wanted.tick is None:
-            if order is not None:
-                self._send(g, s, WriteKind.CANCEL, ticker, side, None, 0, t)
-            return
+            return None if order is None else _Write(s, WriteKind.CANCEL, ticker, side)
         if order is None:
-            self._send(g, s, WriteKind.CREATE, ticker, side, wanted.tick, wanted.size, t)
-            return
-        size = Decimal(wanted.size)
+            return _Write(s, WriteKind.CREATE, ticker, side, wanted.tick, wanted.size, grows=True)
+        size, remaining = Decimal(wanted.size), cc_to_count(order.remaining)
         kind = side_change(
-            wanted.price,
-            size,
-            order.price,
-            cc_to_count(order.remaining),
-            cc_to_count(order.initial),
+            wanted.price, size, order.price, remaining, cc_to_count(order.initial),
             self.product.quoting.refill_below,
-        )
-        if kind is not None:
-            self._send(g, s, kind, ticker, side, wanted.tick, wanted.size, t)
+        )  # fmt: skip
+        if kind is None:
+            return None
+        growing = grows(kind, size, order.price, wanted.price, remaining)
+        # An amend sets the order's total to what had filled when it was sent plus the size
+        # wanted, as the engine's does: fills on the way are not topped back up.
+        return _Write(s, kind, ticker, side, wanted.tick, wanted.size, growing, order.filled)
 
-    def _send(
-        self,
-        g: _Game,
-        s: _Side,
-        kind: WriteKind,
-        ticker: str,
-        side: Side,
-        tick: int | None,
-        size: int,
-        t: float,
-    ) -> None:
+    def _send(self, g: _Game, w: _Write, t: float) -> None:
+        s = w.side_state
         s.busy = True
-        g.writes[kind.value] += 1
-        g.tokens += CANCEL_COST if kind is WriteKind.CANCEL else DEFAULT_COST
+        g.writes[w.kind.value] += 1
+        g.tokens += CANCEL_COST if w.kind is WriteKind.CANCEL else DEFAULT_COST
         jitter = self.config.latency_jitter * (2.0 * g.rng.random() - 1.0)
         arrive = t + self.config.order_latency * (1.0 + jitter)
+        if w.kind is WriteKind.CREATE:
+            s.since = t  # the engine's min rest runs from when the order was sent
 
         def land(when: float) -> None:
             s.busy = False
             try:
-                self._apply(s, kind, ticker, side, tick, size, when)
+                self._apply(w, when)
             except ExchangeError as exc:
                 self.rejected[exc.code] += 1
                 s.again = True
-            if s.again:
-                s.again = False
+            self._note_worst(g)
+            if s.again or g.held_back:
+                s.again = g.held_back = False
                 self._soon(g, when)
 
         self.sim.schedule(arrive, land)
 
-    def _apply(
-        self, s: _Side, kind: WriteKind, ticker: str, side: Side, tick: int | None, size: int,
-        when: float,
-    ) -> None:  # fmt: skip
-        ex, order = self.exchange, s.order
+    def _apply(self, w: _Write, when: float) -> None:
+        ex, s = self.exchange, w.side_state
+        order, ticker, side = s.order, w.ticker, w.side
         market: SimMarket = ex.market(ticker)
-        if kind is WriteKind.CREATE:
-            assert tick is not None
+        if w.kind is WriteKind.CREATE:
+            assert w.tick is not None
             placed = ex.create_order(
-                LAB_USER, ticker=ticker, side=side.value, price=market.grid.price(tick),
-                count=size, time_in_force="good_till_canceled",
+                LAB_USER, ticker=ticker, side=side.value, price=market.grid.price(w.tick),
+                count=w.size, time_in_force="good_till_canceled",
                 self_trade_prevention_type="maker", post_only=True,
             )  # fmt: skip
-            s.order, s.since, s.observed = (placed if placed.live else None), when, when
+            s.order, s.observed = (placed if placed.live else None), when
             return
         if order is None or not order.live:
             self.rejected["order_gone"] += 1  # filled or cancelled while the write travelled
             return
-        if kind is WriteKind.CANCEL:
+        if w.kind is WriteKind.CANCEL:
             ex.cancel_order(LAB_USER, order.order_id)
-        elif kind is WriteKind.DECREASE:
-            if size * CC < order.remaining:  # fills on the way may have done it already
-                ex.decrease_order(LAB_USER, order.order_id, reduce_to=size)
+        elif w.kind is WriteKind.DECREASE:
+            if w.size * CC < order.remaining:  # fills on the way may have done it already
+                ex.decrease_order(LAB_USER, order.order_id, reduce_to=w.size)
         else:
-            assert tick is not None
-            moved = tick != order.tick
+            assert w.tick is not None
+            total = w.filled + w.size * CC
+            if total <= order.filled:
+                self.rejected["order_gone"] += 1  # what the amend asked for has filled
+                return
+            moved = w.tick != order.tick
             ex.amend_order(
                 LAB_USER, order.order_id, ticker=ticker, side=side.value,
-                price=market.grid.price(tick), count=cc_to_count(order.filled + size * CC),
+                price=market.grid.price(w.tick), count=cc_to_count(total),
             )  # fmt: skip
             if moved:
                 s.since = when
         if not order.live:
             s.order = None
+
+    def _note_worst(self, g: _Game) -> None:
+        """The worst case of every resting order filling at once, against the sport's cap:
+        what ``decide`` sizes against and the growing-writes rule protects (a metric)."""
+        for markets in g.units:
+            q, _ = self._exposure(markets)
+            up = down = ZERO
+            for j, m in enumerate(markets):
+                leg = Leg.A if j == 0 else Leg.B
+                for side in Side:
+                    o = g.sides[(m.ticker, side)].order
+                    if o is None or not o.live:
+                        continue
+                    if GameSide.of(leg, side).q_sign > 0:
+                        up += cc_to_count(o.remaining)
+                    else:
+                        down += cc_to_count(o.remaining)
+            g.max_worst = max(g.max_worst, q + up, down - q)
 
     # ------------------------------------------------------------------ what the exchange says
 
@@ -850,7 +918,7 @@ class _Run:
             self.views.pop(event.ticker, None)
             if event.user_id != LAB_USER:
                 g = self.by_ticker.get(event.ticker)
-                if g is not None and self._at_top(g, event):
+                if g is not None and (g.depth_binds or self._at_top(g, event)):
                     self._soon(g, event.ts)
         elif isinstance(event, TradeEvent):
             g = self.by_ticker.get(event.trade.ticker)
@@ -880,20 +948,22 @@ class _Run:
         if theo is not None and Layer.REESTIMATE in self.config.layers:
             self.tracker.note_fill(f.ticker, side, f.price, theo)
         truth = g.spec.truth(f.ticker, f.ts)
-        later = g.spec.truth(f.ticker, f.ts + self.config.markout_horizon)
+        # No later than the start: what the game does in play is not the news a fill missed.
+        later = g.spec.truth(f.ticker, min(f.ts + self.config.markout_horizon, g.spec.start))
         g.fills.append(
             FillRow(
                 g.game.event_ticker, f.ticker, side.value, f.price, count, f.fee, f.ts, truth,
                 later, theo,
             )
         )  # fmt: skip
-        unit = next(u for u in g.units if f.ticker in (m.ticker for m in u))
+        unit_index = g.unit_of(f.ticker)
+        unit = g.units[unit_index]
         q, _ = self._exposure(unit)
         g.max_abs_q = max(g.max_abs_q, abs(q))
         leg = Leg.A if f.ticker == unit[0].ticker else Leg.B
         direction = fill_direction(g.game, f.ticker, side)
         if self.config.layers:
-            g.layer_book.filled(GameSide.of(leg, side))
+            g.layer_books[unit_index].filled(GameSide.of(leg, side))
             self.sim.schedule(
                 f.ts + lab_layers.MARKOUT_AFTER, lambda _t: self._mark(g, f.ticker, side, f.price)
             )
@@ -914,7 +984,7 @@ class _Run:
             return
         grid = self.exchange.market(ticker).grid
         mid = (grid.price(view.best_bid) + grid.price(view.best_ask)) / 2
-        g.layer_book.marked(float(side.sign * (mid - price) * 100))
+        g.layer_books[g.unit_of(ticker)].marked(float(side.sign * (mid - price) * 100))
 
     # ------------------------------------------------------------------ results
 
@@ -938,7 +1008,7 @@ class _Run:
             games.append(
                 GameResult.of(
                     g.game.event_ticker, spec.sport.key, g.profile_cap, pnl,
-                    pnl - realized_before, g.fills, g.max_abs_q, g.q_at_start,
+                    pnl - realized_before, g.fills, g.max_abs_q, g.max_worst, g.q_at_start,
                     cc_to_count(g.traded_cc), news.get(spec.event_ticker, []),
                     self.config.news_window, dict(g.writes), g.tokens,
                     tier.write_rate * quoted, g.rechecks,

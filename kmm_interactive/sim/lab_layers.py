@@ -42,7 +42,8 @@ class _SideWindow:
 
 @dataclass
 class LayerBook:
-    """One game's layer statistics (see the module doc)."""
+    """One inventory's layer statistics (see the module doc): a two-team game has one, a
+    three-way game one per market, so that no two markets share a side's figures."""
 
     window_start: float = 0.0
     windows: dict[GameSide, _SideWindow] = field(default_factory=dict)
@@ -77,19 +78,24 @@ class LayerBook:
         self.window_start = t
 
 
-def distance_cents(side: Side, price: Decimal, theo: float) -> float:
-    """How far a quote rests from theo, in cents, on its own side (negative through it)."""
+def distance_cents(side: Side, price: Decimal, theo: float, fee: Decimal) -> float:
+    """How far a quote rests from theo in cents, as the quote table measures it: net of the
+    maker ``fee`` per contract (p − b − fee for a bid, a − fee − p for an ask)."""
     gap = (theo - float(price)) if side is Side.BID else (float(price) - theo)
-    return round(100.0 * gap, 6)
+    return round(100.0 * (gap - float(fee)), 6)
 
 
-def near_depth(sizes: Mapping[int, int], best: int | None, bid: bool, own: int) -> Decimal:
-    """The others' contracts within ``NEAR`` ticks of their best (``own`` centi-contracts
-    of ours among them are left out)."""
+def near_depth(
+    sizes: Mapping[int, int], best: int | None, bid: bool, own: tuple[int, int] | None
+) -> Decimal:
+    """The others' contracts within ``NEAR`` ticks of their best; ``own`` is our order there
+    as (tick, centi-contracts), left out when it is in that range."""
     if best is None:
         return Decimal(0)
     lo, hi = (best - NEAR, best) if bid else (best, best + NEAR)
-    total = sum(size for tick, size in sizes.items() if lo <= tick <= hi) - own
+    total = sum(size for tick, size in sizes.items() if lo <= tick <= hi)
+    if own is not None and lo <= own[0] <= hi:
+        total -= own[1]
     return Decimal(max(total, 0)) / 100
 
 

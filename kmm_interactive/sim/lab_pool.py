@@ -24,6 +24,7 @@ import struct
 import subprocess
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import IO, Any, Final, ParamSpec, TypeVar
@@ -63,11 +64,12 @@ class SubprocessExecutor(Executor):
     def __init__(self, workers: int) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers = {workers!r}: must be a whole number >= 1")
-        self._jobs: queue.SimpleQueue[
-            tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None
-        ]
-        self._jobs = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
+        #: The live worker processes, killed by :meth:`terminate` and when the pool is
+        #: collected without being shut down (an executor made outside ``with``).
+        self._workers: set[subprocess.Popen[bytes]] = set()
+        weakref.finalize(self, _kill_all, self._workers)
         self._threads = [
             threading.Thread(target=self._serve, name=f"lab-worker-{i}", daemon=True)
             for i in range(workers)
@@ -101,6 +103,19 @@ class SubprocessExecutor(Executor):
             for t in self._threads:
                 t.join()
 
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        """Leaving a ``with`` block on an exception (Ctrl-C in a cell) does not wait for the
+        queued jobs: they are cancelled and the workers killed."""
+        if exc_type is None:
+            self.shutdown(wait=True)
+            return
+        self.shutdown(wait=False, cancel_futures=True)
+        self.terminate()
+
+    def terminate(self) -> None:
+        """Kill every worker process now; the jobs they were running fail."""
+        _kill_all(self._workers)
+
     def _serve(self) -> None:
         worker: subprocess.Popen[bytes] | None = None
         try:
@@ -115,7 +130,9 @@ class SubprocessExecutor(Executor):
                     continue
                 try:
                     if worker is None or worker.poll() is not None:
+                        self._workers.discard(worker)
                         worker = _start()
+                        self._workers.add(worker)
                     assert worker.stdin is not None
                     assert worker.stdout is not None
                     worker.stdin.write(job_bytes)
@@ -123,6 +140,7 @@ class SubprocessExecutor(Executor):
                     ok, value = _receive(worker.stdout)
                 except Exception as exc:  # a dead worker, or an answer that does not load
                     _stop(worker)
+                    self._workers.discard(worker)
                     worker = None
                     future.set_exception(WorkerError(f"a lab worker process failed: {exc!r}"))
                     continue
@@ -132,6 +150,8 @@ class SubprocessExecutor(Executor):
                     future.set_exception(value)
         finally:
             _stop(worker)
+            if worker is not None:
+                self._workers.discard(worker)
 
 
 def _start() -> subprocess.Popen[bytes]:
@@ -142,6 +162,12 @@ def _start() -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
     )
+
+
+def _kill_all(workers: set[subprocess.Popen[bytes]]) -> None:
+    for worker in list(workers):
+        with contextlib.suppress(OSError):
+            worker.kill()
 
 
 def _stop(worker: subprocess.Popen[bytes] | None) -> None:

@@ -6,15 +6,21 @@ DataFrames turn it into floats for statistics and plots, which is where floats b
 Definitions (one place for each):
 
 * **PnL** = realized PnL after each market settles at the drawn result, fees included.
-* **Markout** of a fill = (truth ``markout_horizon`` later − price) × count for a bid, the
-  opposite for an ask: what the fill was worth once the market learned more.
+* **Markout** of a fill = (truth ``markout_horizon`` later, or at the start if that comes
+  first − price) × count for a bid, the opposite for an ask: what the fill was worth once
+  the market learned more.
 * **Adverse-selection loss** = − the markouts of the fills made within ``news_window``
   after one of the game's news jumps (informed flow picks off quotes the bookmakers have not
   repriced yet). Positive is money lost.
 * **Share of taker flow** = our contracts filled / every contract traded in the game's
   markets before its start (every trade has one taker).
 * **Budget share** = write tokens spent (10 a write, 2 a cancel) / what the tier's write
-  rate allows over the time the game was quoted.
+  rate allows the account over the time quoted: per game, that game's tokens over its own
+  quoted time; per run, every game's tokens over the longest quoted time (the account's
+  whole budget for the day).
+* **Worst case** = the peak of q plus every resting order of one direction (both books of a
+  game can fill at once), against the sport's cap: what the cap promises, which realized
+  |q| alone cannot show.
 * **PnL/σ(PnL)** = mean over seeds of a configuration's run PnL divided by its standard
   deviation across those seeds (a Sharpe ratio over seeds, not over time).
 """
@@ -66,6 +72,7 @@ class GameResult:
     contracts: Decimal
     traded: Decimal
     max_abs_q: Decimal
+    max_worst: Decimal
     q_at_start: Decimal
     markout: float
     adverse_loss: float
@@ -85,6 +92,7 @@ class GameResult:
         settlement: Decimal,
         fills: Sequence[FillRow],
         max_abs_q: Decimal,
+        max_worst: Decimal,
         q_at_start: Decimal,
         traded: Decimal,
         news: Sequence[float],
@@ -106,6 +114,7 @@ class GameResult:
             contracts=sum((f.count for f in fills), ZERO),
             traded=traded,
             max_abs_q=max_abs_q,
+            max_worst=max_worst,
             q_at_start=q_at_start,
             markout=math.fsum(f.markout for f in fills),
             adverse_loss=math.fsum(-f.markout for f in after_news),
@@ -131,6 +140,7 @@ class GameResult:
             "max_abs_q": float(self.max_abs_q),
             "cap": self.cap,
             "max_q_over_cap": float(self.max_abs_q) / self.cap,
+            "worst_case_over_cap": float(self.max_worst) / self.cap,
             "q_at_start": float(self.q_at_start),
             "markout": self.markout,
             "adverse_loss": self.adverse_loss,
@@ -138,6 +148,7 @@ class GameResult:
             "writes": sum(writes.values()),
             "cancels": writes.get("cancel", 0),
             "tokens": self.tokens,
+            "budget": self.budget,
             "budget_share": self.tokens / self.budget if self.budget else 0.0,
             "rechecks": self.rechecks,
         }
@@ -209,9 +220,10 @@ class LabResults:
         grouped = games.groupby(list(_KEYS), sort=False)
         out = grouped[summed].sum()
         out["max_q_over_cap"] = grouped["max_q_over_cap"].max()
+        out["worst_case_over_cap"] = grouped["worst_case_over_cap"].max()
         out["q_at_start"] = grouped["q_at_start"].sum()
         out["taker_share"] = (out["contracts"] / out["traded"]).fillna(0.0)
-        out["budget_share"] = grouped["budget_share"].mean()
+        out["budget_share"] = out["tokens"] / grouped["budget"].max()
         out = out.reset_index()
         wall = {(r.scenario, r.strategy, r.seed): r.wall_seconds for r in self.runs_done}
         out["wall_seconds"] = [wall[k] for k in zip(*(out[c] for c in _KEYS), strict=True)]
@@ -229,6 +241,7 @@ class LabResults:
             mean_pnl=("pnl", "mean"),
             sd_pnl=("pnl", "std"),
             worst_q_over_cap=("max_q_over_cap", "max"),
+            worst_case_over_cap=("worst_case_over_cap", "max"),
             adverse_loss=("adverse_loss", "mean"),
             fees=("fees", "mean"),
             fills=("fills", "mean"),

@@ -7,8 +7,15 @@
   wanted size (fills ate it) → amend the size up;
 * otherwise leave it: a partly filled order is not topped up after every fill.
 
-Creating and cancelling (no order, or no quote wanted) are the order manager's. Pure: the
-live engine and the virtual-clock lab both requote by this rule.
+Creating and cancelling (no order, or no quote wanted) are the order manager's.
+
+**Growing writes wait** (:func:`grows`, :func:`may_grow`): a write that can add to what may
+fill (a create, an amend that tops up or moves to more size than rests) goes out only when
+no write of the game is in flight and none that shrinks is planned with it. Otherwise a
+create could land before the cancel sent beside it, and every resting order filling at once
+could pass the cap that ``decide`` sized them for.
+
+Pure: the live engine and the virtual-clock lab both requote by these rules.
 """
 
 from __future__ import annotations
@@ -42,3 +49,17 @@ def side_change(
     if size > count or remaining < size * Decimal(repr(refill_below)):
         return WriteKind.AMEND
     return None
+
+
+def grows(kind: WriteKind, size: Decimal, order_price: Decimal | None, price: Decimal,
+          remaining: Decimal) -> bool:  # fmt: skip
+    """Whether a write can add to what may fill: a create, or an amend that tops the size up
+    (same price) or moves to a larger size than rests."""
+    if kind is WriteKind.CREATE:
+        return True
+    return kind is WriteKind.AMEND and (order_price == price or size > remaining)
+
+
+def may_grow(shrinking_planned: bool, all_settled: bool) -> bool:
+    """Whether this round's growing writes may go out (see the module doc)."""
+    return not shrinking_planned and all_settled

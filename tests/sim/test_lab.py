@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from kmm_interactive.config import Config
-from kmm_interactive.sim import lab
+from kmm_interactive.sim import lab, lab_layers
 from kmm_interactive.sim.lab_pool import SubprocessExecutor, WorkerError
 from kmm_interactive.sim.lab_results import LabResults, RunResult
 
@@ -420,18 +420,19 @@ def test_a_bad_scenario_is_refused_when_it_is_made(kwargs: dict[str, Any], messa
 GAME_COLUMNS = [
     "scenario", "strategy", "seed", "event_ticker", "sport", "pnl", "settlement", "fees",
     "fills", "contracts", "traded", "taker_share", "max_abs_q", "cap", "max_q_over_cap",
-    "q_at_start", "markout", "adverse_loss", "news_fills", "writes", "cancels", "tokens",
-    "budget_share", "rechecks",
+    "worst_case_over_cap", "q_at_start", "markout", "adverse_loss", "news_fills", "writes",
+    "cancels", "tokens", "budget", "budget_share", "rechecks",
 ]  # fmt: skip
 RUN_COLUMNS = [
     "scenario", "strategy", "seed", "pnl", "settlement", "fees", "fills", "contracts",
     "traded", "markout", "adverse_loss", "news_fills", "writes", "cancels", "tokens",
-    "rechecks", "max_q_over_cap", "q_at_start", "taker_share", "budget_share", "wall_seconds",
+    "rechecks", "max_q_over_cap", "worst_case_over_cap", "q_at_start", "taker_share",
+    "budget_share", "wall_seconds",
 ]  # fmt: skip
 SUMMARY_COLUMNS = [
     "scenario", "strategy", "seeds", "mean_pnl", "sd_pnl", "pnl_over_sd", "worst_q_over_cap",
-    "adverse_loss", "fees", "fills", "taker_share", "q_at_start", "budget_share",
-    "wall_seconds",
+    "worst_case_over_cap", "adverse_loss", "fees", "fills", "taker_share", "q_at_start",
+    "budget_share", "wall_seconds",
 ]  # fmt: skip
 
 
@@ -613,3 +614,38 @@ def test_pool_fails_a_job_that_cannot_be_pickled() -> None:
         assert executor.submit(pow, 2, 2).result(timeout=60) == 4
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
+
+
+# ------------------------------------------------------------------------ 10. the cap on the wire
+
+
+@pytest.mark.parametrize("strategy", [lab.Strategy.HJB, lab.Strategy.TOB])
+def test_slow_writes_never_let_the_worst_case_pass_the_cap(strategy: lab.Strategy) -> None:
+    """A small cap, slow and jittery writes: a create may not overtake the cancel sent with
+    it (growing writes wait for the rest, as in the engine), so q plus every resting order
+    of one direction stays inside the sport's cap at every landing."""
+    config = lab.LabConfig(
+        strategy=strategy,
+        params={"nba": {"cap": 6, "quote_size": 3}},
+        order_latency=0.3,
+        latency_jitter=0.9,
+    )
+    for seed in (1, 2, 3):
+        r = lab.run(TINY, config, seed)
+        assert sum(g.fills for g in r.games) > 0
+        for g in r.games:
+            assert g.cap == 6
+            assert g.max_worst <= g.cap, (seed, g.event_ticker, g.max_worst)
+            assert g.max_abs_q <= g.cap
+
+
+def test_imbalance_depth_leaves_out_our_order_only_where_it_is_counted() -> None:
+    # Centi-contracts by tick: the others' best bid is 50; 51 is ours (we outbid), 40 deep.
+    sizes = {50: 1000, 51: 500, 40: 300}
+    assert lab_layers.near_depth(sizes, 50, True, None) == Decimal(10)
+    assert lab_layers.near_depth({50: 1000}, 50, True, (50, 500)) == Decimal(5)
+    # Ours above their best or deeper than NEAR ticks is not in their depth: nothing is taken.
+    assert lab_layers.near_depth(sizes, 50, True, (51, 500)) == Decimal(10)
+    assert lab_layers.near_depth(sizes, 50, True, (40, 300)) == Decimal(10)
+    assert lab_layers.near_depth({60: 700, 62: 100}, 60, False, (62, 100)) == Decimal(7)
+    assert lab_layers.near_depth(sizes, None, True, None) == Decimal(0)
