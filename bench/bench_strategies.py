@@ -16,8 +16,8 @@ Setup (issue 7):
 
 Notes kept in bench/RESULTS.md: the per-strategy table (mean PnL, σ, PnL/σ, worst max|q| and
 worst case against the cap, adverse-selection loss, fees, fills, taker share), hjb against
-each rival seed by seed (mean difference, standard error), and the layers' table. Run: ``make bench`` or
-``python bench/bench_strategies.py``; exits 1 if a goal is missed.
+each rival seed by seed (mean difference, standard error), and the layers' table.
+Run: ``make bench`` or ``python bench/bench_strategies.py``; exits 1 if a goal is missed.
 """
 
 from __future__ import annotations
