@@ -29,6 +29,7 @@ import time
 from concurrent.futures import Executor
 
 import benchkit
+import numpy as np
 import pandas as pd
 
 from kmm_interactive.sim import lab
@@ -40,6 +41,8 @@ SEEDS = range(1, 21)
 LAYER_SEEDS = range(1, 11)
 DAY_TARGET_S = 30.0
 RIVALS = ("tob", "linear", "as2008")
+BOOTSTRAPS = 2000
+BOOTSTRAP_SEED = 7
 COLUMNS = [
     "scenario", "strategy", "seeds", "mean_pnl", "sd_pnl", "pnl_over_sd", "worst_q_over_cap",
     "worst_case_over_cap", "adverse_loss", "fees", "fills", "taker_share", "q_at_start",
@@ -65,25 +68,49 @@ def strategies(pool: Executor, scenarios: list[lab.LabScenario]) -> LabResults:
     return results
 
 
+def _sharpe(pnl: np.ndarray) -> np.ndarray:
+    """PnL/σ(PnL) along the last axis (σ with one degree of freedom, as pandas' std)."""
+    return np.asarray(pnl.mean(axis=-1) / pnl.std(axis=-1, ddof=1))
+
+
 def paired(runs: pd.DataFrame) -> str:
     """hjb against each rival seed by seed (the same games, agents and news on a seed): the
-    mean PnL difference and its standard error, so a gap can be told from noise."""
+    mean PnL difference with its standard error, and the PnL/σ difference with a standard
+    error from resampling the seeds in pairs, so that a gap can be told from noise."""
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
     lines = [
-        "| scenario | rival | mean PnL(hjb − rival) | s.e. | t | hjb ahead on |",
-        "|---|---|---|---|---|---|",
+        "| scenario | rival | mean PnL(hjb − rival) | s.e. | hjb ahead on | PnL/σ(hjb) − "
+        "PnL/σ(rival) | bootstrap s.e. | verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for scenario, rows in runs.groupby("scenario", sort=False):
         pnl = rows.pivot(index="seed", columns="strategy", values="pnl")
+        picks = rng.integers(0, len(pnl), size=(BOOTSTRAPS, len(pnl)))
+        hjb = pnl["hjb"].to_numpy(dtype=float)
         for rival in [s.value for s in lab.Strategy if s is not lab.Strategy.HJB]:
-            diff = pnl["hjb"] - pnl[rival]
-            se = float(diff.std()) / len(diff) ** 0.5
-            mean = float(diff.mean())
-            t = mean / se if se else float("nan")
-            ahead = int((diff > 0).sum())
+            other = pnl[rival].to_numpy(dtype=float)
+            diff = hjb - other
+            se = float(diff.std(ddof=1)) / len(diff) ** 0.5
+            gap = float(_sharpe(hjb) - _sharpe(other))
+            gap_se = float(np.std(_sharpe(hjb[picks]) - _sharpe(other[picks]), ddof=1))
+            verdict = (
+                "hjb ahead" if gap > 2 * gap_se
+                else f"{rival} ahead" if gap < -2 * gap_se
+                else "within noise"
+            )  # fmt: skip
             lines.append(
-                f"| {scenario} | {rival} | {benchkit.fmt(mean)} | {benchkit.fmt(se)} "
-                f"| {t:.1f} | {ahead} of {len(diff)} seeds |"
+                f"| {scenario} | {rival} | {benchkit.fmt(float(diff.mean()))} | "
+                f"{benchkit.fmt(se)} | {int((diff > 0).sum())} of {len(diff)} seeds | "
+                f"{gap:+.2f} | {gap_se:.2f} | {verdict} |"
             )
+    lines += [
+        "",
+        "Read a goal that is short together with this table: a PnL/σ gap inside two "
+        "bootstrap standard errors is what 20 seeds cannot tell apart, and the goal's "
+        "ratio then says no more than that. Where hjb is behind, compare σ(PnL) and fills "
+        "in the strategies table: a rival that quotes less often takes less inventory "
+        "risk and loses mean PnL for it.",
+    ]
     return "\n".join(lines)
 
 

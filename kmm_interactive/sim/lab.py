@@ -12,17 +12,21 @@ One run (:func:`run`) is one scenario, one strategy and one seed:
 * **The decisions** are ``strategy.decide`` (or the naive ``decide_tob``), fed the same
   :class:`GameState` the live engine builds: the others' best prices and depth, our resting
   orders, the inventory and claim cost from the same ledger, the halts derived from the
-  clock. A game is decided again ``feed_latency`` after anything in its books or fills
-  changes, and every ``requote_every`` seconds.
+  clock. A game is decided again ``feed_latency`` after a fill, a new theo, a write that
+  lands with more to do, or a change to the others' best prices (any change to its books
+  while their depth limits the cap), and every ``requote_every`` seconds.
 * **Execution** models what the engine cannot avoid: a write reaches the exchange
   ``order_latency`` (± ``latency_jitter``) after the decision, one write in flight per side,
   and a new order joins the back of its price level's FIFO queue (the exchange core keeps
   price-time priority; an amend that moves the price loses its place, a decrease keeps it).
-  Writes follow the engine's rule (:func:`~kmm_interactive.strategy.writes.side_change`).
+  Writes follow the engine's rules (:mod:`~kmm_interactive.strategy.writes`): which write
+  takes a side to its quote, and growing writes wait until nothing is in flight and no
+  shrinking write goes with them, so the cap holds however the writes race.
 * **Measured** per game (:mod:`~kmm_interactive.sim.lab_results`): PnL (realized plus
   settlement at the drawn result), fees, fills and our share of the traded contracts,
-  max |q| against the cap, |q| held into the start, the adverse-selection loss (markout of
-  fills in the window after a news jump), and writes against the tier's token budget.
+  max |q| and the worst case (q plus every resting order of one direction) against the
+  cap, |q| held into the start, the adverse-selection loss (markout of fills in the window
+  after a news jump), and writes against the tier's token budget.
 
 A run stops once every game has started (nothing is quoted in play) and settles what is
 held at each game's drawn result, so in-play flow costs nothing. ``run_to_settlement`` plays
@@ -66,7 +70,7 @@ from kmm_interactive.pricing.intensity import IntensityPrior, IntensitySource
 from kmm_interactive.pricing.intensity_tracker import IntensityTracker
 from kmm_interactive.pricing.quote_table import QuoteModel, QuoteProblem, QuoteTable
 from kmm_interactive.sim import lab_layers
-from kmm_interactive.sim.agents import AgentConfig, Simulation
+from kmm_interactive.sim.agents import SIDES, AgentConfig, Simulation
 from kmm_interactive.sim.clock import VirtualClock
 from kmm_interactive.sim.exchange import (
     CC,
@@ -655,17 +659,21 @@ class _Run:
                 own[(o.book_side, o.tick)] = o.remaining
         best: list[int | None] = [None, None]
         depth = 0
-        for i, side_name in enumerate(("bid", "ask")):
-            levels = book.sizes[side_name]  # type: ignore[index]
+        for i, side_name in enumerate(SIDES):
+            levels = book.sizes[side_name]
             for tick in sorted(levels, reverse=side_name == "bid"):
                 left = levels[tick] - own.get((side_name, tick), 0)
                 if left > 0:
                     depth += left
                     if best[i] is None:
                         best[i] = tick
-        grid = market.grid
-        g.tops[market.ticker] = tuple(None if b is None else grid.price(b) for b in best)  # type: ignore[assignment]
-        return BookView(best[0], best[1], cc_to_count(depth))
+        bid, ask = best
+        price = market.grid.price
+        g.tops[market.ticker] = (
+            None if bid is None else price(bid),
+            None if ask is None else price(ask),
+        )
+        return BookView(bid, ask, cc_to_count(depth))
 
     def state(self, g: _Game, t: float) -> GameState:
         """The snapshot ``decide`` takes, as the live engine builds it (the parity test)."""
