@@ -14,7 +14,7 @@ One run (:func:`run`) is one scenario, one strategy and one seed:
   orders, the inventory and claim cost from the same ledger, the halts derived from the
   clock. A game is decided again ``feed_latency`` after a fill, a new theo, a write that
   lands with more to do, or a change to the others' best prices (any change to its books
-  while their depth limits the cap), and every ``requote_every`` seconds.
+  while their depth limits the cap), and at least every ``requote_every`` seconds.
 * **Execution** models what the engine cannot avoid: a write reaches the exchange
   ``order_latency`` (± ``latency_jitter``) after the decision, one write in flight per side,
   and a new order joins the back of its price level's FIFO queue (the exchange core keeps
@@ -124,6 +124,8 @@ LAB_BALANCE: Final = Decimal(10_000_000)
 #: Virtual time starts here (a fixed instant, so ticker dates and results never depend on
 #: the day a run happens).
 ORIGIN: Final = datetime(2026, 1, 10, 15, 0, tzinfo=UTC).timestamp()
+#: ``run(workers=n)`` splits a day into this many parts per process.
+PARTS_PER_WORKER: Final = 3
 #: Quote tables kept per run (a parameter set back, a recheck that brings back a theo).
 TABLE_CACHE: Final = 256
 
@@ -395,6 +397,7 @@ class _Game:
     done: bool = False
     max_abs_q: Decimal = ZERO
     max_worst: Decimal = ZERO  # q plus every resting order of one direction, at its peak
+    last_decided: float = -math.inf
     held_back: bool = False  # growing writes waited: decide again when a write lands
     depth_binds: bool = False  # the last decision's cap was the book's depth, not the sport's
     q_at_start: Decimal = ZERO
@@ -515,7 +518,13 @@ class _Run:
         every = self.config.requote_every
 
         def tick(t: float) -> None:
+            # As the engine's game task: a decision at least every ``requote_every``, counted
+            # from the last one, whatever asked for it.
             if g.done:
+                return
+            due = g.last_decided + every
+            if t < due:
+                self.sim.schedule(due, tick)
                 return
             self._requote(g, t)
             if not g.done:
@@ -723,6 +732,7 @@ class _Run:
     def _requote(self, g: _Game, t: float) -> None:
         if g.done:
             return
+        g.last_decided = t
         if Layer.REESTIMATE in self.config.layers:
             self._observe(g, t)
             if t - g.last_refit >= self.config.reestimate_every:
@@ -1109,10 +1119,13 @@ def run(
     if workers > 1:
         wall = time.perf_counter()
         day = spec.build(seed)
-        jobs = [(spec, cfg, seed, part) for part in split_games(day, workers)]
+        # More parts than processes: games cost unequally (three-way games solve three
+        # tables, busy books mean more decisions), and a free process takes the next part.
+        parts_wanted = PARTS_PER_WORKER * workers
+        jobs = [(spec, cfg, seed, part) for part in split_games(day, parts_wanted)]
         bar = _bar(len(jobs), progress, f"{spec.name} {cfg.name} seed {seed}", "part")
         try:
-            with local_executor(len(jobs)) as pool:
+            with local_executor(min(workers, len(jobs))) as pool:
                 futures = [pool.submit(_part, job) for job in jobs]
                 for _ in as_completed(futures):
                     bar.update(1)

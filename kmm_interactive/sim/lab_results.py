@@ -27,6 +27,7 @@ Definitions (one place for each):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -175,13 +176,7 @@ class RunResult:
 
     def same_outcome(self, other: RunResult) -> bool:
         """Equal in everything but the wall time it took (determinism checks)."""
-        return self == _without_wall(other, self.wall_seconds)
-
-
-def _without_wall(r: RunResult, wall: float) -> RunResult:
-    from dataclasses import replace
-
-    return replace(r, wall_seconds=wall)
+        return self == dataclasses.replace(other, wall_seconds=self.wall_seconds)
 
 
 _KEYS = ("scenario", "strategy", "seed")
@@ -208,9 +203,8 @@ class LabResults:
         return pd.DataFrame(rows)
 
     def runs(self) -> pd.DataFrame:
-        """Per run: sums over its games, the worst game's |q| against its cap, the mean
-        budget share, and the wall time the run took."""
-
+        """Per run: sums over its games, the worst game's |q| and worst case against its cap,
+        the account's budget share, and the wall time the run took."""
         games = self.games()
         if games.empty:
             raise ValueError("no runs (or runs of no games) to tabulate")
