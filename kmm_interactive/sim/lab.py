@@ -379,8 +379,7 @@ class _Write:
 class _Game:
     spec: GameSpec
     game: Game
-    params: QuoteParams
-    profile_cap: int
+    params: QuoteParams  # its cap is the sport's cap (the liquidity cap is decide's)
     units: tuple[tuple[Market, ...], ...]
     intensity: dict[str, IntensityPrior]
     sides: dict[tuple[str, Side], _Side]
@@ -482,7 +481,6 @@ class _Run:
             spec=spec,
             game=game,
             params=quote_params(self.product, profile),
-            profile_cap=profile.cap,
             units=units,
             intensity={m.ticker: profile.intensity_prior for m in game.markets},
             sides=sides,
@@ -586,12 +584,12 @@ class _Run:
         skewed inventory against the sport's cap, rechecked once per level."""
         worst = max(decision.units, key=lambda u: abs(u.q))
         theo = self.product.theo
-        level = skew_level(worst.q, g.profile_cap, theo)
+        level = skew_level(worst.q, g.params.cap, theo)
         if level == 0:
             g.skew_checked = 0
         elif (
             t < g.spec.start
-            and skew_reason(worst.q, g.profile_cap, g.skew_checked, theo) is not None
+            and skew_reason(worst.q, g.params.cap, g.skew_checked, theo) is not None
             and (self._request_recheck(g, t) or g.recheck_pending)
         ):
             g.skew_checked = level
@@ -739,7 +737,7 @@ class _Run:
                 self._refit(g, t)
         decision = self.decide_now(g, t)
         # While the liquidity cap binds, a change anywhere in the book moves it.
-        g.depth_binds = any(u.cap < g.profile_cap for u in decision.units)
+        g.depth_binds = any(u.cap < g.params.cap for u in decision.units)
         self._note_skew(g, decision, t)
         planned = [
             w
@@ -1025,7 +1023,7 @@ class _Run:
             quoted = max(spec.start - self.product.risk.start_buffer - ORIGIN, 1.0)
             games.append(
                 GameResult.of(
-                    g.game.event_ticker, spec.sport.key, g.profile_cap, pnl,
+                    g.game.event_ticker, spec.sport.key, g.params.cap, pnl,
                     pnl - realized_before, g.fills, g.max_abs_q, g.max_worst, g.q_at_start,
                     cc_to_count(g.traded_cc), news.get(spec.event_ticker, []),
                     self.config.news_window, dict(g.writes), g.tokens,
@@ -1137,9 +1135,7 @@ def run(
     lab_run = _Run(spec, cfg, seed)
     if not progress:
         return lab_run.execute()
-    from tqdm.auto import tqdm
-
-    with tqdm(total=100, desc=f"{spec.name} {cfg.name} seed {seed}", unit="%") as bar:
+    with _bar(100, True, f"{spec.name} {cfg.name} seed {seed}", "%") as bar:
 
         def show(share: float) -> None:
             bar.update(round(100 * share) - bar.n)
@@ -1211,21 +1207,12 @@ def sweep(
         bar.close()
 
 
-class _NoBar:
-    def update(self, _n: int) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
 def _bar(total: int, show: bool, desc: str = "lab runs", unit: str = "run") -> Any:
-    """A progress bar that draws as a widget in a notebook and as text in a terminal."""
-    if not show:
-        return _NoBar()
+    """A progress bar that draws as a widget in a notebook and as text in a terminal (and
+    nothing when ``show`` is false)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit)
+    return tqdm(total=total, desc=desc, unit=unit, disable=not show)
 
 
 def local_executor(workers: int | None = None) -> Executor:

@@ -15,7 +15,6 @@ Only what a live bot could see is used (the book and our fills, never the lab's 
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -116,4 +115,4 @@ def widen(
     if not parts:
         return {}
     out = layers.combine(*parts)
-    return {s: v for s, v in out.items() if s in sides and not math.isnan(v)}
+    return {s: v for s, v in out.items() if s in sides}
