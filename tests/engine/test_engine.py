@@ -40,12 +40,16 @@ def two_sided_games(engine: Engine) -> list[str]:
 
 
 def reprice_gaps(engine: Engine) -> list[float]:
-    """Seconds between one amend of an order's price and the next, over every order."""
+    """Seconds between one change of a resting order's price and the next, over every order.
+
+    Counted when the exchange confirmed the new price (the moment the engine's min-rest
+    clock starts); an amend of the size alone is not a reprice."""
     history = engine.journal.order_events_frame()
-    amends = history[history["reason"].str.startswith("amend to")]
+    rested = history[history["state"] == "resting"]
     gaps: list[float] = []
-    for _, rows in amends.groupby("client_order_id"):
-        times = [t.timestamp() for t in rows["ts"]]
+    for _, rows in rested.groupby("client_order_id"):
+        changes = rows[rows["price"] != rows["price"].shift()]  # the first is the create
+        times = [t.timestamp() for t in changes["ts"]]
         gaps += [b - a for a, b in itertools.pairwise(times)]
     return gaps
 
