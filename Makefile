@@ -3,6 +3,7 @@
 #   make demo-headless  the quickstart's story in the terminal for 60 s, then a summary
 #   make test           lint, types, unit tests and notebooks (what CI runs)
 #   make bench          benchmarks, printed as ratios measured side by side
+#   make chaos          the full chaos run (every fault at once), recorded in bench/RESULTS.md
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -12,10 +13,10 @@ PY := $(BIN)/python
 # JupyterLab refuses to run as root without being told.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: help demo demo-headless test lint typecheck unit browser-deps notebooks bench clean
+.PHONY: help demo demo-headless test lint typecheck unit browser-deps notebooks bench chaos clean
 
 help:
-	@sed -n '2,6p' Makefile
+	@sed -n '2,7p' Makefile
 
 $(PY):
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else f"kmm_interactive needs Python >= 3.11, found {v.major}.{v.minor}; run: make PYTHON=python3.11 ...")'
@@ -63,6 +64,10 @@ test: lint typecheck unit notebooks
 
 bench: $(VENV)/.installed
 	$(PY) bench/run.py
+
+# The short form runs in make test (tests/chaos/test_chaos.py); this is the full one.
+chaos: $(VENV)/.installed
+	$(PY) tests/chaos/chaos.py --plan full --record
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

@@ -12,6 +12,10 @@ and ``ratio`` (``measured / reference``, or null without a reference). The refer
 something measured in the same run, in the same unit, so that the ratio does not depend on
 how fast the machine is.
 
+Runs that are not part of ``make bench`` (``make chaos``, ``make soak``) keep their figures
+in a section of their own at the end of ``bench/RESULTS.md`` (:func:`record_section`), which
+``bench/run.py`` carries over when it rewrites the file.
+
 Scripts run as ``python bench/x.py``, so ``import benchkit`` finds this file.
 """
 
@@ -22,12 +26,15 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 #: The environment variable naming the JSON-lines file that :func:`goal` appends to.
 RESULTS_ENV = "KMM_BENCH_RESULTS"
+RESULTS_MD = Path(__file__).resolve().with_name("RESULTS.md")
+_SECTION = re.compile(r"<!-- section: ([a-z-]+) -->\n.*?<!-- /section: \1 -->\n", re.DOTALL)
 
 
 def fmt(value: float | None) -> str:
@@ -153,3 +160,26 @@ def machine() -> dict[str, str]:
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "load": load_average(),
     }
+
+
+def sections(text: str) -> dict[str, str]:
+    """The recorded sections of a RESULTS.md text (name → the section, markers included)."""
+    return {m.group(1): m.group(0) for m in _SECTION.finditer(text)}
+
+
+def record_section(name: str, title: str, markdown: str, path: Path = RESULTS_MD) -> None:
+    """Write section ``name`` of RESULTS.md (replacing the one there), with the machine and
+    the date; the rest of the file is left as it was."""
+    if not re.fullmatch(r"[a-z-]+", name):
+        raise ValueError(f"section name {name!r}: lowercase letters and '-' only")
+    facts = machine()
+    body = (
+        f"<!-- section: {name} -->\n## {title}\n\n"
+        f"- Date: {facts['date']}\n- Machine: {facts['cpu']}, {facts['cores']} cores; "
+        f"{facts['platform']}\n- Python: {facts['python']}\n\n{markdown.strip()}\n"
+        f"<!-- /section: {name} -->\n"
+    )
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    old = sections(text).get(name)
+    text = text.replace(old, body) if old is not None else text.rstrip("\n") + "\n\n" + body
+    path.write_text(text, encoding="utf-8")

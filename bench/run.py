@@ -232,6 +232,10 @@ travels between machines better than the absolute figures do.
     for o in outcomes:
         for title, markdown in o.notes:
             text += f"\n## {o.script}: {title}\n\n{markdown.strip()}\n"
+    # The sections of runs that make bench does not make (make chaos, make soak) stay.
+    old = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else ""
+    for section in benchkit.sections(old).values():
+        text += "\n" + section
     RESULTS_MD.write_text(text, encoding="utf-8")
 
 

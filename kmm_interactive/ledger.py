@@ -185,6 +185,10 @@ class PositionBook:
         """Every market traded, adopted or settled, by ticker."""
         return [self._holdings[t] for t in sorted(self._holdings)]
 
+    def is_settled(self, ticker: str) -> bool:
+        """The market was settled here (its result known; the exchange may pay out later)."""
+        return ticker in self._settled
+
     def settle(self, ticker: str, result: str, settlement_value: Decimal | None = None) -> Decimal:
         """Pay the open claims out and close the position; returns the realized change.
 

@@ -24,8 +24,10 @@ off-range price, an event kind that is not a short identifier, a payload value J
 hold exactly) raises ``ValueError``/``TypeError`` before anything is written. A file that is
 not a journal, a journal of a newer schema, SQLite refusing a write (the transaction is
 rolled back, nothing of it is kept), a row that no longer parses, and any use after
-:meth:`Journal.close` raise :class:`JournalError`. A file that is not a journal is never
-modified. The journal is never given keys or signatures, and has no way to take them.
+:meth:`Journal.close` raise :class:`JournalError`; a refused write is also handed to
+:attr:`Journal.on_write_error` first (the engine halts and cancels everything on it, wherever
+the exception then goes). A file that is not a journal is never modified. The journal is
+never given keys or signatures, and has no way to take them.
 """
 
 from __future__ import annotations
@@ -206,6 +208,8 @@ class Journal:
                 f"journal path {self.path!r}: give a file path, or None for an in-memory journal"
             )
         self._clock = clock
+        #: Called with the error whenever SQLite refuses a write (module doc).
+        self.on_write_error: Callable[[JournalError], None] | None = None
         self.run_id: str = secrets.token_hex(6)
         started = self._timestamp(None)
         self._conn: sqlite3.Connection | None = _open(self.path)
@@ -390,6 +394,10 @@ class Journal:
         """Every ``client_order_id`` any run journaled an order state for."""
         return {row["client_order_id"] for row in self._query("SELECT client_order_id FROM orders")}
 
+    def traded_tickers(self) -> set[str]:
+        """Every market any run journaled an order for."""
+        return {row["ticker"] for row in self._query("SELECT DISTINCT ticker FROM orders")}
+
     def last_fill_time(self) -> datetime | None:
         """The time of the latest journaled fill, or None when there is none."""
         latest = self._query("SELECT MAX(ts) AS ts FROM fills")[0]["ts"]
@@ -520,7 +528,10 @@ class Journal:
             with conn:
                 yield conn
         except sqlite3.Error as exc:
-            raise JournalError(f"journal write failed, nothing written: {exc}") from exc
+            error = JournalError(f"journal write failed, nothing written: {exc}")
+            if self.on_write_error is not None:
+                self.on_write_error(error)
+            raise error from exc
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         try:

@@ -30,9 +30,12 @@ unknown or awaiting a cancel confirmation), after any shrinking writes of the sa
 have gone out and settled: at no moment can the game's resting orders exceed what the
 risk layer allowed. Fills keep ``q + resting`` unchanged, so they cannot break it either.
 
-Every ``create`` carries a ``client_order_id`` (``<prefix><n>``, the prefix unique per run)
-and the game's order group. Nothing here raises into the caller once a write has started;
-outcomes go to the callbacks.
+Every ``create`` carries a ``client_order_id`` (``<prefix><n>``, the prefix unique per run),
+the game's order group and, when the caller gives one, an expiry (``expiration_time``, whole
+seconds, rounded down): the time the game stops quoting, so that the exchange itself takes
+the order off should this process die first. No create is sent once that second has come
+(the exchange would refuse the expiry, and the game is stopping). Nothing here raises into
+the caller once a write has started; outcomes go to the callbacks.
 """
 
 from __future__ import annotations
@@ -130,6 +133,11 @@ class OrderStats:
 
 
 # --------------------------------------------------------------------------- planning
+
+
+def _due(expires: datetime, now: datetime) -> bool:
+    """An expiry the exchange would refuse: not after the current whole second."""
+    return int(expires.timestamp()) <= int(now.timestamp())
 
 
 def plan_writes(
@@ -309,10 +317,15 @@ class OrderManager:
     # ------------------------------------------------------------------ applying decisions
 
     async def apply(
-        self, game: str, desired: Mapping[tuple[str, Side], tuple[Decimal, int] | None]
+        self,
+        game: str,
+        desired: Mapping[tuple[str, Side], tuple[Decimal, int] | None],
+        *,
+        expires: datetime | None = None,
     ) -> list[Write]:
         """Plan and send the writes that move ``game``'s orders toward ``desired``; returns
-        what was sent (the writes run as tasks; their outcomes arrive by callbacks)."""
+        what was sent (the writes run as tasks; their outcomes arrive by callbacks). New
+        orders expire at ``expires`` on the exchange (module doc)."""
         lock = self._locks.setdefault(game, asyncio.Lock())
         async with lock:
             live = self.tracked(game)
@@ -325,8 +338,10 @@ class OrderManager:
             needs_group = self.group_limit is not None and game not in self._groups
             if growing and needs_group and not await self._ensure_group(game):
                 growing = [w for w in growing if w.kind is not WriteKind.CREATE]
+            if expires is not None and _due(expires, self._clock()):
+                growing = [w for w in growing if w.kind is not WriteKind.CREATE]
             sent = shrinking + growing
-            self._launch(game, sent)
+            self._launch(game, sent, expires)
             return sent
 
     async def _ensure_group(self, game: str) -> bool:
@@ -347,7 +362,7 @@ class OrderManager:
         if group is not None:
             await self.rest.reset_order_group(group)
 
-    def _launch(self, game: str, writes: Sequence[Write]) -> None:
+    def _launch(self, game: str, writes: Sequence[Write], expires: datetime | None) -> None:
         """Mark every write's order at once (new orders tracked, the others busy), then send
         the writes as tasks. Marking happens here, before any task runs, so that the next
         decision of the game (which may come before the tasks start) sees them in flight
@@ -360,7 +375,7 @@ class OrderManager:
         for w in writes:
             self.stats.writes[w.kind] += 1
         if creates:
-            self._spawn(self._create(*self._begin_creates(game, creates)))
+            self._spawn(self._create(*self._begin_creates(game, creates, expires)))
         if cancels:
             self._begin_cancel(cancels)
             self._spawn(self._cancel(cancels))
@@ -372,7 +387,7 @@ class OrderManager:
             self._spawn(self._change(tracked, w))
 
     def _begin_creates(
-        self, game: str, writes: Sequence[Write]
+        self, game: str, writes: Sequence[Write], expires: datetime | None
     ) -> tuple[list[Tracked], list[OrderRequest]]:
         now = self._clock()
         group = self._groups.get(game)
@@ -391,7 +406,7 @@ class OrderManager:
             requests.append(
                 OrderRequest(
                     w.ticker, w.side, w.price, w.size, client_order_id=cid,
-                    post_only=True, order_group_id=group,
+                    post_only=True, order_group_id=group, expiration_time=expires,
                 )
             )  # fmt: skip
         return pending, requests

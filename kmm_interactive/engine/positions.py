@@ -6,9 +6,11 @@ count of mismatches that halts a game.
 since a time, applies the fills not yet seen, and adopts the exchange's position where ours
 differs, reporting each difference. A ticker is skipped while it is busy (one of our fills,
 or the exchange's last position update, within ``quiet_for`` seconds), because REST lags the
-matching engine. Both reads happen before anything changes: a ``KalshiError`` or
-``PayloadError`` propagates and leaves the book as it was. How an adopted position is
-priced is documented on :meth:`~kmm_interactive.ledger.PositionBook.adopt`.
+matching engine, and once settled in the book (the engine settles a market when its result
+is determined; the exchange keeps showing the position until it pays out). Both reads happen
+before anything changes: a ``KalshiError`` or ``PayloadError`` propagates and leaves the book
+as it was. How an adopted position is priced is documented on
+:meth:`~kmm_interactive.ledger.PositionBook.adopt`.
 
 Only the REST reads of :func:`reconcile` do I/O.
 """
@@ -83,6 +85,8 @@ async def reconcile(
     suspected: list[Mismatch] = []
     skipped: list[str] = []
     for ticker in sorted(wanted):
+        if book.is_settled(ticker):
+            continue  # closed here at its result; the exchange shows it until it pays out
         ours = book.holding(ticker)
         reported = theirs.get(ticker)
         touched = (ours.last_fill, reported.last_updated if reported else None)

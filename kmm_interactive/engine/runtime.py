@@ -4,9 +4,10 @@ them safe, as a set of asyncio tasks in the running loop.
 Life of a session (:meth:`Engine.start` returns once the first three are done):
 
 1. **Recover.** The journal's fills rebuild positions and PnL; the exchange is asked for
-   the fills since, and for every resting order: ours (a ``client_order_id`` this package
-   made) are adopted, others are cancelled unless ``adopt_foreign``. Only then is anything
-   quoted.
+   the fills since on every market the journal has orders in, and for every resting order:
+   ours (a ``client_order_id`` this package made) are adopted on the games quoted and
+   cancelled elsewhere; others on the games quoted are cancelled unless ``adopt_foreign``.
+   Only then is anything quoted.
 2. **Discover.** Each sport profile's series: its fee type, its open events and markets;
    games are matched to Odds API events (start time, team A) and priced (theo.py). A game
    without a known start time, of a fee type we cannot price, or already within the start
@@ -24,11 +25,15 @@ Life of a session (:meth:`Engine.start` returns once the first three are done):
    (and at once after a WS reconnect); a watchdog thread cancels everything if the loop
    stalls while orders rest.
 6. **End of a game.** At ``start − start_buffer`` it halts and its orders are cancelled;
-   once none rest its task ends. At settlement its positions are settled and it is dropped.
+   once none rest its task ends. Every order also carries that time as its expiry on the
+   exchange: should this process die, the exchange takes it off then (a backstop). At
+   settlement its positions are settled and it is dropped.
 
-Failure semantics: no task's exception vanishes. A task that fails is logged, journaled and
-latches ``ENGINE_ERROR`` for the whole session, and the kill switch runs (a broken engine
-must not leave orders resting); :attr:`Engine.failures` keeps what happened. ``stop()``
+Failure semantics: no task's exception vanishes. A task that fails latches
+``ENGINE_ERROR`` for the whole session, the kill switch runs (a broken engine must not leave
+orders resting), and then it is logged and journaled; :attr:`Engine.failures` keeps what
+happened. A write the journal refuses (a full disk, say) is such a failure wherever it
+happens: trading without a record stops. ``stop()``
 cancels every order we know of (unless told not to) and closes every connection.
 """
 
@@ -59,7 +64,7 @@ from kmm_interactive.domain import (
 )
 from kmm_interactive.engine.game import GameRuntime, OwnOrder
 from kmm_interactive.engine.guard import HaltBook, HaltRecord, KillReport, LoopWatchdog, kill_switch
-from kmm_interactive.engine.journal import Journal
+from kmm_interactive.engine.journal import Journal, JournalError
 from kmm_interactive.engine.orders import GROUP_LIMIT_CODE, OrderManager, Tracked
 from kmm_interactive.engine.positions import MismatchCounter, reconcile
 from kmm_interactive.engine.solver import TableSolver
@@ -75,7 +80,15 @@ from kmm_interactive.kalshi.messages import (
 )
 from kmm_interactive.kalshi.models import ExchangeOrder, MarketInfo, PayloadError
 from kmm_interactive.kalshi.rest import KalshiRest
-from kmm_interactive.kalshi.ws import Disconnected, Event, KalshiWs, Reconnected
+from kmm_interactive.kalshi.ws import (
+    BOOK,
+    Disconnected,
+    Event,
+    KalshiWs,
+    Reconnected,
+    SequenceGap,
+    SubscriptionLost,
+)
 from kmm_interactive.ledger import PnL, PositionBook
 from kmm_interactive.odds.client import OddsClient
 from kmm_interactive.odds.matching import KalshiGame, ticker_start
@@ -88,6 +101,9 @@ from kmm_interactive.strategy.halts import HaltReason, TradingState
 from kmm_interactive.strategy.quoter import decide
 
 log = logging.getLogger(__name__)
+
+#: What :attr:`Engine.failures` calls a write the journal refused.
+JOURNAL_FAILURE: Final = "journal write"
 
 MONITOR_HZ: Final = 4.0
 #: Every game is re-decided at least this often: τ moves, rests and holds expire.
@@ -172,6 +188,7 @@ class Engine:
         self.adopt_foreign = adopt_foreign
         self.clock = clock
         self.journal = journal or Journal(None)
+        self.journal.on_write_error = self._on_journal_error
         self.rest = KalshiRest(connection.rest_url, connection.signer, timeout=rest_timeout)
         self.ws = KalshiWs(connection.ws_url, connection.signer)
         self.odds = (
@@ -228,6 +245,7 @@ class Engine:
         self._reconciled_at: datetime | None = None
         self._suspects: dict[str, Decimal] = {}  # position differences seen once
         self._known_ids: set[str] = set()
+        self._traded_before: set[str] = set()
         self._paused_by_refusal: dict[str, float] = {}
         self._reconnects = 0
         self._killing: asyncio.Task[KillReport] | None = None
@@ -302,7 +320,7 @@ class Engine:
             report = await kill_switch(
                 self.rest, self.orders.live_orders(), timeout=15.0, clean_checks=1, interval=0.2
             )
-            self.journal.record("kill", why="stop", ok=report.ok, left=report.resting_left)
+            self._record_safely("kill", why="stop", ok=report.ok, left=report.resting_left)
         if self.watchdog is not None:
             self.watchdog.stop()
         await self.ws.close()
@@ -312,7 +330,7 @@ class Engine:
         for solve in list(self._solves):
             solve.cancel()
         await self.solver.close()
-        self.journal.record("stop", pnl=str(self.pnl().total))
+        self._record_safely("stop", pnl=str(self.pnl().total))
         if close_journal:
             self.journal.close()
         return report
@@ -332,15 +350,28 @@ class Engine:
             self._fail(f"task {name}", exc)
 
     def _fail(self, what: str, exc: BaseException) -> None:
-        """Something the engine relies on failed: say so everywhere, halt, cancel all."""
+        """Something the engine relies on failed: halt, cancel all, say so everywhere. The
+        halt and the cancels come first: the journal may be what failed."""
         if self._stopping:
             return
         log.error("engine: %s failed", what, exc_info=exc)
         self.failures.append((what, exc))
-        self.journal.record("error", task=what, error=f"{type(exc).__name__}: {exc}")
         self.halts.set(HaltReason.ENGINE_ERROR, None, f"{what}: {type(exc).__name__}: {exc}")
         if self._killing is None or self._killing.done():
             self._killing = asyncio.ensure_future(self._kill_now("engine error"))
+        self._record_safely("error", task=what, error=f"{type(exc).__name__}: {exc}")
+
+    def _on_journal_error(self, exc: JournalError) -> None:
+        if not any(what == JOURNAL_FAILURE for what, _ in self.failures):  # said once
+            self._fail(JOURNAL_FAILURE, exc)
+
+    def _record_safely(self, kind: str, **data: Any) -> None:
+        """Journal an event on the fail-safe paths, where a broken journal must not stop
+        what comes after (it has already halted the engine, see ``_on_journal_error``)."""
+        try:
+            self.journal.record(kind, **data)
+        except JournalError as exc:
+            log.error("engine: could not journal %s: %s", kind, exc)
 
     # ------------------------------------------------------------------ discovery
 
@@ -479,6 +510,7 @@ class Engine:
         for settlement in await self.rest.settlements(min_ts=since):
             self._settle(settlement.ticker, settlement.market_result, None)
         self._known_ids = self.journal.known_client_order_ids()
+        self._traded_before = self.journal.traded_tickers()
         await self._reconcile_positions(since=since - timedelta(minutes=5) if since else None)
         strangers = await self.rest.orders(status="resting")
         cancelled = await self._adopt_or_cancel(strangers)
@@ -509,11 +541,14 @@ class Engine:
         """Resting orders the engine does not track. On a market of a game it quotes: ours
         (or any, with ``adopt_foreign``) are adopted while the game quotes, the rest are
         cancelled (two quoters on one book of one account would trade with each other).
-        Orders on other markets are the account's own business and are left alone."""
+        On other markets, ours are cancelled (nothing would manage them: a game skipped
+        since, a sport no longer configured); others' are the account's own business."""
         cancel = []
         for order in strangers:
             g = self._by_ticker.get(order.ticker)
             if g is None:
+                if self._ours(order.client_order_id):
+                    cancel.append(order)
                 continue
             live = not g.finished and HaltReason.GAME_STARTED not in self.halts.reasons(
                 g.event_ticker
@@ -574,13 +609,16 @@ class Engine:
         now = self.clock()
         state = g.state(books, own, live, exposure, halts, now)
         decision = decide(state, g.quote_params(), now)
-        if g.decision is None or g.decision.state is not decision.state:
+        last = g.decision
+        if last is None or (last.state, last.halts) != (decision.state, decision.halts):
             self.journal.record(
                 "state", game=g.event_ticker, state=decision.state.name,
                 halts=sorted(r.value for r in decision.halts),
             )  # fmt: skip
         g.remember(decision)
-        await self.orders.apply(g.event_ticker, g.desired())
+        # The exchange's expiry at the game's stop is the backstop should this process die.
+        stop = g.game.start_time - timedelta(seconds=self.config.risk.start_buffer)
+        await self.orders.apply(g.event_ticker, g.desired(), expires=stop)
         # The skew check takes the game's most skewed inventory (of three, in soccer), against
         # the sport's cap: the liquidity cap moves with the book's depth, and a level that
         # moved with it would ask for rechecks while q stood still.
@@ -641,9 +679,17 @@ class Engine:
         elif isinstance(event, Reconnected):
             self.journal.record("ws_reconnected", attempts=event.attempts, down_for=event.down_for)
             self._reconnects += 1
-            self._spawn(f"reconcile after reconnect {self._reconnects}", self._reconcile_once())
+            self._missed_messages(f"reconnect {self._reconnects}")
+        elif isinstance(event, SequenceGap | SubscriptionLost) and event.channel != BOOK:
+            # Fills, order updates or settlements may be lost (a book heals by its snapshot).
+            self._missed_messages(f"{event.channel} {type(event).__name__}")
         elif isinstance(event, Disconnected):
             log.warning("WebSocket down: %s", event.reason)
+
+    def _missed_messages(self, why: str) -> None:
+        """WS messages may have been lost: what they would have said is read by REST at
+        once (settlements, fills, positions and resting orders)."""
+        self._spawn(f"reconcile after {why}", self._reconcile_once())
 
     def _on_fill(self, fill: Fill) -> None:
         if not self.positions.apply_fill(fill):
@@ -850,6 +896,8 @@ class Engine:
         async with self._reconciling:
             started = self.clock()
             try:
+                # Settlements first: a market settled unseen would look like a mismatch.
+                await self._catch_up_settlements()
                 # Fills since the last good reconciliation (a margin for the exchange's lag).
                 since = self._reconciled_at or self._session_since
                 await self._reconcile_positions(
@@ -865,8 +913,20 @@ class Engine:
                 return
             self._reconciled_at = started
 
+    async def _catch_up_settlements(self) -> None:
+        """Settlements the lifecycle channel did not deliver (a gap, a reconnect, a market
+        no longer subscribed); settling is idempotent."""
+        since = self._reconciled_at or self._session_since
+        for settlement in await self.rest.settlements(
+            min_ts=since - timedelta(minutes=5) if since else None
+        ):
+            self._settle(settlement.ticker, settlement.market_result, None)
+
     async def _reconcile_positions(self, *, since: datetime | None) -> None:
-        tickers = [t for g in self.games.values() for t in g.tickers]
+        # Markets no longer quoted still hold what our orders traded there (a game that
+        # started while this process was down, or whose quoting has ended): theirs count too.
+        tickers = {t for g in self.games.values() for t in g.tickers}
+        tickers |= self._traded_before | {h.ticker for h in self.positions.holdings()}
         report = await reconcile(
             self.positions, self.rest, tickers, since=since, now=self.clock(),
             suspects=self._suspects,
@@ -903,7 +963,7 @@ class Engine:
             clean_checks=risk.kill_clean_checks,
         )
         self.last_kill = report
-        self.journal.record(
+        self._record_safely(
             "kill", why=why, ok=report.ok, resting_left=report.resting_left,
             seconds=report.seconds, detail=report.detail,
         )  # fmt: skip

@@ -25,7 +25,8 @@ from enginekit import (
 )
 
 from kmm_interactive.config import ConfigError
-from kmm_interactive.engine.runtime import Engine
+from kmm_interactive.engine.runtime import JOURNAL_FAILURE, Engine
+from kmm_interactive.kalshi.ws import BOOK, SequenceGap, SubscriptionLost
 from kmm_interactive.strategy.halts import HaltReason, TradingState
 
 
@@ -256,3 +257,47 @@ async def test_the_traders_controls_take_effect_and_bad_input_changes_nothing(
         await until(lambda: all_four_quoted(engine, quoted_sides(world), event), 10, "resumed")
         kinds = set(engine.journal.events_frame()["kind"])
         assert {"params", "override", "override_cleared", "halt", "halt_cleared"} <= kinds
+
+
+async def test_a_journal_that_refuses_writes_halts_and_cancels_everything(
+    tmp_path: Path,
+) -> None:
+    async with trading(tmp_path, seed=5, n_games=3) as (world, engine):
+        await until(lambda: len(resting(world)) >= 8, 20, "quotes resting")
+        # SQLite itself refuses every write from now on, as on a full disk.
+        engine.journal._connection().execute("PRAGMA query_only = ON")
+        await until(lambda: resting(world) == [], 30, "everything cancelled")
+        assert HaltReason.ENGINE_ERROR in engine.halts.reasons(None)
+        assert engine.status().state is TradingState.HALTED
+        # Said once, first; the game tasks whose writes it refused fail after it.
+        failed = [what for what, _ in engine.failures]
+        assert failed[0] == JOURNAL_FAILURE
+        assert failed.count(JOURNAL_FAILURE) == 1
+        await until(lambda: engine.last_kill is not None, 30, "the kill switch verified")
+        assert engine.last_kill is not None
+        assert engine.last_kill.ok
+        await asyncio.sleep(1.5)
+        assert resting(world) == []  # and nothing is quoted again
+
+
+async def test_a_gap_on_a_channel_without_snapshots_is_read_back_by_rest(tmp_path: Path) -> None:
+    # Fills, order updates and settlements lost in a gap (or a reconnect) cannot come back
+    # over the WebSocket: settlements, fills, positions and orders are read by REST at once.
+    config = engine_config(refresh={"positions": "600s"})  # no periodic pass meanwhile
+    async with trading(tmp_path, seed=5, n_games=3, config=config) as (world, engine):
+        await until(lambda: len(resting(world)) >= 4, 20, "quotes resting")
+        asked: list[object] = []
+        real = engine.rest.settlements
+
+        async def settlements(**kwargs: Any) -> Any:
+            asked.append(kwargs)
+            return await real(**kwargs)
+
+        engine.rest.settlements = settlements  # type: ignore[method-assign]
+        engine._on_ws(SequenceGap(BOOK, 1, 10, 12, ()))  # a book heals by its own snapshot
+        await asyncio.sleep(1.0)
+        assert asked == []
+        engine._on_ws(SequenceGap("fill", 2, 10, 12, ()))
+        await until(lambda: len(asked) == 1, 10, "settlements, then the rest, read by REST")
+        engine._on_ws(SubscriptionLost("market_lifecycle_v2", 3, 10, "lost"))
+        await until(lambda: len(asked) == 2, 10, "read again")

@@ -4,8 +4,9 @@ as the only judge of an order's state — lying and unapplied cancels, lost crea
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
@@ -191,6 +192,31 @@ async def test_a_game_is_quoted_requoted_and_pulled_with_minimal_writes(
     await asyncio.sleep(0.06)
     await om.verify()
     assert om.tracked("g") == []
+
+
+async def test_new_orders_expire_on_the_exchange_itself_when_the_game_stops(
+    venue: Venue, alice: KalshiRest
+) -> None:
+    # The backstop for a process that dies: the exchange takes the orders off at the stop.
+    om = manager(alice)
+    stop = datetime.now(UTC) + timedelta(seconds=2.7)
+    await om.apply("g", {(NBA, Side.BID): (D("0.40"), 10)}, expires=stop)
+    await om.wait_idle()
+    (order,) = venue.exchange.live_orders("alice")
+    assert order.expiration == int(stop.timestamp())  # whole seconds, never after the stop
+    moved = {(NBA, Side.BID): (D("0.41"), 10)}
+    await om.apply("g", moved, expires=stop)
+    await om.wait_idle()
+    (order,) = venue.exchange.live_orders("alice")
+    assert (order.price, order.expiration) == (D("0.41"), int(stop.timestamp()))
+    await asyncio.sleep(max(int(stop.timestamp()) - time.time(), 0) + 0.05)
+    venue.exchange.advance()
+    assert list(venue.exchange.live_orders("alice")) == []
+    # Once the stop's second has come, no create goes out (its expiry would be refused);
+    # what shrinks still does.
+    assert await om.apply("g2", {(EPL, Side.ASK): (D("0.70"), 5)}, expires=stop) == []
+    assert await om.apply("g3", {(EPL, Side.ASK): (D("0.70"), 5)}) != []  # no expiry: sent
+    await om.wait_idle()
 
 
 async def test_a_decision_right_after_another_sends_nothing_twice(

@@ -393,6 +393,20 @@ async def test_reconcile_adopts_and_reports_a_mismatch(
     assert book.holding(NBA).position == D(4) == truth(venue)
 
 
+async def test_a_market_settled_here_is_not_taken_for_a_mismatch(
+    venue: Venue, alice: KalshiRest, bob: KalshiRest
+) -> None:
+    # Settled at its determined result, while the exchange still shows the position until
+    # it pays out: comparing would adopt the position back, and it would never settle.
+    fills = await trade(alice, bob, "4")
+    book = book_of(*fills)
+    book.settle(NBA, "yes")
+    report = await reconcile(book, alice, [NBA], since=None, now=later())
+    assert (report.mismatches, report.checked) == ((), 1)
+    assert book.holding(NBA).position == ZERO
+    assert truth(venue) == D(4)
+
+
 async def test_with_suspects_a_difference_is_adopted_only_on_a_second_look(
     alice: KalshiRest, bob: KalshiRest
 ) -> None:
