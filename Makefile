@@ -4,6 +4,7 @@
 #   make test           lint, types, unit tests and notebooks (what CI runs)
 #   make bench          benchmarks, printed as ratios measured side by side
 #   make chaos          the full chaos run (every fault at once), recorded in bench/RESULTS.md
+#   make soak           200 games for 30 minutes, watched for growth, recorded likewise
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -13,10 +14,10 @@ PY := $(BIN)/python
 # JupyterLab refuses to run as root without being told.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: help demo demo-headless test lint typecheck unit browser-deps notebooks bench chaos clean
+.PHONY: help demo demo-headless test lint typecheck unit browser-deps notebooks bench chaos soak clean
 
 help:
-	@sed -n '2,7p' Makefile
+	@sed -n '2,8p' Makefile
 
 $(PY):
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else f"kmm_interactive needs Python >= 3.11, found {v.major}.{v.minor}; run: make PYTHON=python3.11 ...")'
@@ -68,6 +69,9 @@ bench: $(VENV)/.installed
 # The short form runs in make test (tests/chaos/test_chaos.py); this is the full one.
 chaos: $(VENV)/.installed
 	$(PY) tests/chaos/chaos.py --plan full --record
+
+soak: $(VENV)/.installed
+	$(PY) bench/soak.py --record
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

@@ -399,7 +399,6 @@ class QuotingConfig(_Section):
 class RefreshConfig(_Section):
     odds: Seconds = setting(Seconds(1800.0), lo=10.0, hi=86400.0)
     positions: Seconds = setting(Seconds(10.0), lo=1.0, hi=3600.0)
-    reconcile: Seconds = setting(Seconds(60.0), lo=5.0, hi=3600.0)
     render_hz: float = setting(4.0, lo=0.0, hi=10.0, lo_open=True)
 
 

@@ -5,9 +5,9 @@ Life of a session (:meth:`Engine.start` returns once the first three are done):
 
 1. **Recover.** The journal's fills rebuild positions and PnL; the exchange is asked for
    the fills since on every market the journal has orders in, and for every resting order:
-   ours (a ``client_order_id`` this package made) are adopted on the games quoted and
-   cancelled elsewhere; others on the games quoted are cancelled unless ``adopt_foreign``.
-   Only then is anything quoted.
+   ours (this run's ``client_order_id`` prefix, or an id its journal knows) are adopted on
+   the games quoted and cancelled elsewhere; others on the games quoted are cancelled
+   unless ``adopt_foreign``. Only then is anything quoted.
 2. **Discover.** Each sport profile's series: its fee type, its open events and markets;
    games are matched to Odds API events (start time, team A) and priced (theo.py). A game
    without a known start time, of a fee type we cannot price, or already within the start
@@ -246,6 +246,7 @@ class Engine:
         self._suspects: dict[str, Decimal] = {}  # position differences seen once
         self._known_ids: set[str] = set()
         self._traded_before: set[str] = set()
+        self._reconcile_again = False
         self._paused_by_refusal: dict[str, float] = {}
         self._reconnects = 0
         self._killing: asyncio.Task[KillReport] | None = None
@@ -366,8 +367,9 @@ class Engine:
             self._fail(JOURNAL_FAILURE, exc)
 
     def _record_safely(self, kind: str, **data: Any) -> None:
-        """Journal an event on the fail-safe paths, where a broken journal must not stop
-        what comes after (it has already halted the engine, see ``_on_journal_error``)."""
+        """Journal an event on the fail-safe paths (halts, kills, failures, what follows a
+        reconnect), where a broken journal must not stop what comes after: it has halted
+        the engine already (``_on_journal_error``)."""
         try:
             self.journal.record(kind, **data)
         except JournalError as exc:
@@ -677,8 +679,8 @@ class Engine:
         elif isinstance(event, LifecycleMsg):
             self._on_lifecycle(event)
         elif isinstance(event, Reconnected):
-            self.journal.record("ws_reconnected", attempts=event.attempts, down_for=event.down_for)
             self._reconnects += 1
+            self._record_safely("ws_reconnected", attempts=event.attempts, down_for=event.down_for)
             self._missed_messages(f"reconnect {self._reconnects}")
         elif isinstance(event, SequenceGap | SubscriptionLost) and event.channel != BOOK:
             # Fills, order updates or settlements may be lost (a book heals by its snapshot).
@@ -743,7 +745,8 @@ class Engine:
             self._paused_by_refusal[game] = time.monotonic()
 
     def _on_halt(self, record: HaltRecord, is_set: bool) -> None:
-        self.journal.record(
+        # A halt takes effect whether or not it can be written down.
+        self._record_safely(
             "halt" if is_set else "halt_cleared", game=record.game,
             reason=record.reason.value, detail=record.detail,
         )  # fmt: skip
@@ -891,27 +894,35 @@ class Engine:
             await self._reconcile_once()
 
     async def _reconcile_once(self) -> None:
+        """A reconciliation pass; asked for while one runs, another follows it (what the
+        running pass read may predate the reason for asking: a reconnect, a gap)."""
         if self._reconciling.locked():
+            self._reconcile_again = True
             return
         async with self._reconciling:
-            started = self.clock()
-            try:
-                # Settlements first: a market settled unseen would look like a mismatch.
-                await self._catch_up_settlements()
-                # Fills since the last good reconciliation (a margin for the exchange's lag).
-                since = self._reconciled_at or self._session_since
-                await self._reconcile_positions(
-                    since=since - timedelta(minutes=5) if since else None
-                )
-                strangers = await self.orders.reconcile_resting(
-                    await self.rest.orders(status="resting")
-                )
-                await self._adopt_or_cancel(strangers)
-            except (KalshiError, PayloadError) as exc:
-                self._read_failures += 1
-                log.warning("reconciliation failed, retrying later: %s", exc)
-                return
-            self._reconciled_at = started
+            while True:
+                self._reconcile_again = False
+                await self._reconcile_pass()
+                if not self._reconcile_again:
+                    return
+
+    async def _reconcile_pass(self) -> None:
+        started = self.clock()
+        try:
+            # Settlements first: a market settled unseen would look like a mismatch.
+            await self._catch_up_settlements()
+            # Fills since the last good reconciliation (a margin for the exchange's lag).
+            since = self._reconciled_at or self._session_since
+            await self._reconcile_positions(since=since - timedelta(minutes=5) if since else None)
+            strangers = await self.orders.reconcile_resting(
+                await self.rest.orders(status="resting")
+            )
+            await self._adopt_or_cancel(strangers)
+        except (KalshiError, PayloadError) as exc:
+            self._read_failures += 1
+            log.warning("reconciliation failed, retrying later: %s", exc)
+            return
+        self._reconciled_at = started
 
     async def _catch_up_settlements(self) -> None:
         """Settlements the lifecycle channel did not deliver (a gap, a reconnect, a market

@@ -106,6 +106,7 @@ def game_view(engine: Engine, g: GameRuntime, now: datetime) -> GameView:
                         reason=d.reason,
                     )
                 )
+    book_halts = engine.halts.reasons(event)
     return GameView(
         event_ticker=event,
         sport=g.sport,
@@ -114,7 +115,9 @@ def game_view(engine: Engine, g: GameRuntime, now: datetime) -> GameView:
         start_time=g.game.start_time,
         seconds_to_start=g.game.seconds_to_start(now),
         state=str(engine.halts.state(event)) if decision is None else str(decision.state),
-        halts=tuple(sorted(r.value for r in engine.halts.reasons(event))),
+        # The decision's halts include those that follow from the clock and the theo (a
+        # start within the buffer, a stale theo), which the halt book does not hold.
+        halts=tuple(sorted(r.value for r in (decision.halts if decision else book_halts))),
         theo_a=theo.probs.get(team_a) if theo else None,
         feed_theo_a=feed.probs.get(team_a) if feed else None,
         theo_source=str(theo.source) if theo else None,

@@ -651,6 +651,10 @@ async def run_chaos(
         failures = [f"{name}: {exc!r}" for name, exc in engine.failures]
         monitor.stop()
         counts = _counts(world)
+        settled = world.call(
+            lambda sim: sum(sim.exchange.market(t).status in ("determined", "finalized")
+                            for t in tickers)
+        )  # fmt: skip
     finally:
         faults.stop()
         if monitor is not None:
@@ -677,7 +681,8 @@ async def run_chaos(
     notes.append(
         f"peaks: |q| / cap {w.max_q_over_cap:.2f}, worst case (q + one direction resting) / "
         f"cap {w.max_worst_over_cap:.2f}; {w.samples} monitor samples; fills: "
-        f"{len(final.exchange_fills)} ({fills_before_kill} by engine 1)"
+        f"{len(final.exchange_fills)} ({fills_before_kill} by engine 1); markets with a "
+        f"result at the end: {settled} of {len(tickers)}"
     )
     lost = len(final.exchange_fills - final.engine_fills)
     unknown = len(final.engine_fills - final.exchange_fills)

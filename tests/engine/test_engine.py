@@ -25,6 +25,7 @@ from enginekit import (
 )
 
 from kmm_interactive.config import ConfigError
+from kmm_interactive.engine.journal import JournalError
 from kmm_interactive.engine.runtime import JOURNAL_FAILURE, Engine
 from kmm_interactive.kalshi.ws import BOOK, SequenceGap, SubscriptionLost
 from kmm_interactive.strategy.halts import HaltReason, TradingState
@@ -266,6 +267,12 @@ async def test_a_journal_that_refuses_writes_halts_and_cancels_everything(
         await until(lambda: len(resting(world)) >= 8, 20, "quotes resting")
         # SQLite itself refuses every write from now on, as on a full disk.
         engine.journal._connection().execute("PRAGMA query_only = ON")
+        # The first refused write halts and starts the kill switch at once, before any other
+        # task runs (the halt's own record is refused too, and must not stop it).
+        with pytest.raises(JournalError, match="nothing written"):
+            engine.journal.record("note", why="a test write")
+        assert HaltReason.ENGINE_ERROR in engine.halts.reasons(None)
+        assert engine._killing is not None
         await until(lambda: resting(world) == [], 30, "everything cancelled")
         assert HaltReason.ENGINE_ERROR in engine.halts.reasons(None)
         assert engine.status().state is TradingState.HALTED
@@ -299,5 +306,11 @@ async def test_a_gap_on_a_channel_without_snapshots_is_read_back_by_rest(tmp_pat
         assert asked == []
         engine._on_ws(SequenceGap("fill", 2, 10, 12, ()))
         await until(lambda: len(asked) == 1, 10, "settlements, then the rest, read by REST")
+        await asyncio.sleep(1.0)
+        # Asked again while a pass runs: another pass follows (the running one may have read
+        # before what was lost).
         engine._on_ws(SubscriptionLost("market_lifecycle_v2", 3, 10, "lost"))
-        await until(lambda: len(asked) == 2, 10, "read again")
+        engine._on_ws(SequenceGap("user_orders", 4, 10, 12, ()))
+        await until(lambda: len(asked) == 3, 10, "read again, twice")
+        await asyncio.sleep(1.0)
+        assert len(asked) == 3
