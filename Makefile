@@ -58,7 +58,7 @@ unit: $(VENV)/.installed-test browser-deps
 # Without credentials: 03_live_kalshi then runs on the embedded exchange (tests never reach
 # the internet, whatever the calling shell holds).
 notebooks: $(VENV)/.installed-test
-	env -u KALSHI_API_KEY_ID -u KALSHI_PRIVATE_KEY_PATH -u ODDS_API_KEY $(BIN)/pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+	env -u KALSHI_API_KEY_ID -u KALSHI_PRIVATE_KEY_PATH -u ODDS_API_KEY PYTHONPATH=tests $(BIN)/pytest -q -p no:cacheprovider -p artifact_guard --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=300 notebooks
 
 test: lint typecheck unit notebooks

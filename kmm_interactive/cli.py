@@ -6,6 +6,11 @@ serves the embedded exchange and odds feed on 127.0.0.1 until interrupted; ``kmm
 runs the market maker headless (against the embedded exchange unless told otherwise),
 printing a status line every few seconds and a summary at the end; ``kmm demo`` runs the
 quickstart notebook's story in the terminal (``make demo-headless``).
+
+Failure semantics: a bad argument, configuration or key exits with status 2 and one
+``kmm: error:`` line on stderr. ``kmm run --env prod`` (or a configuration whose
+``exchange.env`` is ``prod``) without ``--confirm-prod`` is such an error, raised before any
+key is read or any host contacted.
 """
 
 from __future__ import annotations
@@ -214,6 +219,13 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
     env = args.env or config.exchange.env
+    if args.connect is not None and env != "embedded":
+        # Connection details name an exchange on this machine: never Kalshi's hosts, so no
+        # --env demo / prod (whose gate, --confirm-prod, is live_connection's).
+        raise ValueError(
+            f"--connect trades an exchange `kmm sim` started on this machine, not env {env!r} "
+            "(drop --env, or give --env embedded)"
+        )
     embedded = env == "embedded" and args.connect is None
     world = EmbeddedExchange(seed=args.seed, speed=args.speed) if embedded else None
     try:

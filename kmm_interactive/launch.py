@@ -3,7 +3,12 @@
 * :func:`live_connection`: Kalshi's demo or production hosts (``exchange.env`` or given),
   the API key id and private key from the environment variables the configuration names,
   the Odds API key from its variable (without one, games trade on manual theos only).
-  Production needs ``confirm_prod=True``: it is never a default.
+  Production needs ``confirm_prod=True`` (``True`` itself, not another true-ish value),
+  whether ``prod`` is given or read from the configuration: it is never a default. ``demo``
+  pointed at a production host (``*.kalshi.com``) is refused rather than trading real money
+  unconfirmed.
+* :func:`connection_from_info`: an exchange ``kmm sim`` started on this machine; details
+  naming any other host are refused.
 * :class:`EmbeddedExchange`: the embedded exchange and odds feed on 127.0.0.1, on a thread
   of their own (so a blocked event loop stalls the engine, not the exchange, and the
   watchdog can still cancel), with a throwaway demo key; :func:`compressed` fits a
@@ -12,7 +17,8 @@
   summary at the end (``kmm run``, ``make demo-headless``).
 
 Failure semantics: a missing or unreadable key is a ``CredentialsError`` (or ``ValueError``)
-naming the variable to set; nothing is started half-way.
+naming the variable to set; nothing is started half-way. An unconfirmed production run is a
+``ValueError`` raised before any key is read or any host is contacted.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 from kmm_interactive.config import KALSHI_ENDPOINTS, Config, Seconds
 from kmm_interactive.engine.guard import KillReport
@@ -35,6 +42,15 @@ from kmm_interactive.engine.journal import Journal
 from kmm_interactive.engine.runtime import Connection, Engine
 from kmm_interactive.kalshi.auth import Signer
 from kmm_interactive.sim.threaded import ThreadedEmbedded
+
+#: Hosts an exchange started by ``kmm sim`` (or a test) can be on: this machine only.
+_LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _is_production_host(url: str) -> bool:
+    """Kalshi's production hosts are under kalshi.com (the demo ones under demo.kalshi.co)."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    return host == "kalshi.com" or host.endswith(".kalshi.com")
 
 
 def live_connection(
@@ -48,11 +64,19 @@ def live_connection(
     env = env or config.exchange.env
     if env not in KALSHI_ENDPOINTS:
         raise ValueError(f"env {env!r}: a live connection is to 'demo' or 'prod'")
-    if env == "prod" and not confirm_prod:
-        raise ValueError("env 'prod' trades real money: confirm it explicitly (--confirm-prod)")
+    if env == "prod" and confirm_prod is not True:  # True itself: not "no", 1 or "false"
+        raise ValueError(
+            "env 'prod' trades real money: confirm it explicitly "
+            "(confirm_prod=True; --confirm-prod on the command line)"
+        )
     endpoints = config.exchange.endpoints()
     if endpoints is None or config.exchange.env != env:
         endpoints = KALSHI_ENDPOINTS[env]
+    if env == "demo" and any(_is_production_host(u) for u in (endpoints.rest, endpoints.ws)):
+        raise ValueError(
+            "env 'demo' points at a production host (exchange.rest_url / ws_url under "
+            "kalshi.com): production is env 'prod', confirmed explicitly"
+        )
     variables = os.environ if environ is None else environ
     signer = Signer.from_env(
         config.exchange.key_id_env, config.exchange.private_key_path_env, environ=variables
@@ -97,10 +121,21 @@ def compressed(config: Config, speed: float) -> Config:
 
 def connection_from_info(info: Mapping[str, str], env: str = "embedded") -> Connection:
     """A connection from the details ``kmm sim --json`` prints (an exchange started
-    elsewhere: another terminal, or a test that must outlive the engine's process)."""
+    elsewhere: another terminal, or a test that must outlive the engine's process). Its
+    URLs must be on this machine (``ValueError`` otherwise): Kalshi's own hosts are reached
+    through :func:`live_connection`, which holds the production gate."""
     missing = sorted({"rest_url", "ws_url", "key_id", "private_key_path"} - set(info))
     if missing:
         raise ValueError(f"connection details lack {', '.join(missing)} (see `kmm sim --json`)")
+    for name in ("rest_url", "ws_url", "odds_url"):
+        url = info.get(name)
+        host = urlsplit(url).hostname if isinstance(url, str) else None
+        if url is not None and host not in _LOOPBACK_HOSTS:
+            raise ValueError(
+                f"connection details: {name} is on {host or 'no host'!r}, not this machine; "
+                "they describe an exchange `kmm sim` started here (Kalshi's hosts: env demo "
+                "or prod)"
+            )
     signer = Signer.from_pem_file(info["key_id"], info["private_key_path"])
     return Connection(
         env, info["rest_url"], info["ws_url"], signer, info.get("odds_url"),

@@ -7,8 +7,9 @@ digest (32 bytes). Three headers carry the result: ``KALSHI-ACCESS-KEY``,
 
 The private key comes from a PEM file or from an environment variable (either holding the
 path, or holding the PEM text itself). Failure semantics: :class:`CredentialsError` says
-which file or variable was wrong and why, never the key material; the key object is held
-privately and appears in no repr. :class:`RedactSignedHeaders` keeps the signed headers'
+which file or variable was wrong and why, never the key material (a path that looks like
+key text is not shown); the key object is held privately and appears in no repr, which
+shows at most a quarter of the key id. :class:`RedactSignedHeaders` keeps the signed headers'
 values out of logs (the WebSocket library logs its handshake headers at DEBUG).
 """
 
@@ -34,6 +35,7 @@ SIGNATURE_HEADER: Final = "KALSHI-ACCESS-SIGNATURE"
 _SIGNED_VALUE: Final = re.compile(rf"({KEY_HEADER}|{SIGNATURE_HEADER})(\W+)[^\s'\",)]+", re.I)
 _PSS: Final = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
 _MAX_PEM_BYTES: Final = 64 * 1024
+_BASE64_RUN: Final = re.compile(r"[A-Za-z0-9+/=]{40,}")
 
 
 class RedactSignedHeaders(logging.Filter):
@@ -68,6 +70,24 @@ def _load_private_key(pem: bytes, source: str) -> rsa.RSAPrivateKey:
     return key
 
 
+def _looks_like_key_text(value: str) -> bool:
+    """A PEM, or its base64 body (40 or more base64 characters of mixed case and digits in
+    a row), pasted where a path was due; or a value too long to be a path."""
+    if "\n" in value or "-----" in value or "PRIVATE KEY" in value or len(value) > 1024:
+        return True
+    return any(
+        re.search("[a-z]", run) and re.search("[A-Z]", run) and re.search("[0-9]", run)
+        for run in _BASE64_RUN.findall(value)
+    )
+
+
+def _key_file_source(path: str) -> str:
+    """How an error names a key file: by its path, unless the value looks like key text."""
+    if _looks_like_key_text(path):
+        return "private key file (the value given looks like key text, not a path: not shown)"
+    return f"private key file {path!r}"
+
+
 def _check_key_id(key_id: str, source: str) -> str:
     key_id = key_id.strip()
     if not key_id or len(key_id) > 128 or not key_id.isprintable():
@@ -96,11 +116,13 @@ class Signer:
 
     @classmethod
     def from_pem_file(cls, key_id: str, path: str | os.PathLike[str]) -> Signer:
-        source = f"private key file {os.fspath(path)!r}"
+        source = _key_file_source(os.fspath(path))
         try:
             pem = Path(path).expanduser().read_bytes()
         except OSError as exc:
             raise CredentialsError(f"{source}: cannot be read ({exc.strerror})") from None
+        except ValueError:  # a NUL in the path
+            raise CredentialsError(f"{source}: cannot be read (not a valid path)") from None
         return cls(key_id, _load_private_key(pem, source))
 
     @classmethod
@@ -147,7 +169,8 @@ class Signer:
         }
 
     def __repr__(self) -> str:
-        return f"Signer(key_id={self.key_id[:8]!r}…)"
+        # A prefix tells keys apart; never more than a quarter of the id (none of a short one).
+        return f"Signer(key_id={self.key_id[: min(8, len(self.key_id) // 4)]!r}…)"
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("a Signer holds a private key and cannot be pickled")

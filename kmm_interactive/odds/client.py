@@ -32,7 +32,8 @@ appears in a log record (a filter on the httpx/httpcore loggers redacts it, see
 :func:`install_log_redaction`), a repr or an exception message, nor in an exception's
 ``__cause__`` / ``__context__`` chain: httpx exceptions, whose messages and requests hold the
 URL, are replaced by redacted :class:`OddsTransportError` raised outside the handler, and
-whatever an error body says (message, code, details URL) is redacted before it is cut short.
+whatever an error body or status line says (message, code, details URL, reason phrase) is
+redacted before it is cut short.
 Quota headers (``x-requests-remaining``, ``-used``, ``-last``) are read from every response,
 errors included, into :attr:`OddsClient.quota`; a value that is not a count (negative,
 fractional, absurdly large) is ignored, with a warning.
@@ -1046,7 +1047,7 @@ class OddsClient:
             url = clean(url) if isinstance(url, str) else None
             code = clean(body["error_code"], 60)
         else:
-            message = clean(response.text) or response.reason_phrase
+            message = clean(response.text) or clean(response.reason_phrase)
             code, url = f"HTTP_{status}", None
         minutes = self.auth_backoff.total_seconds() / 60
         note = (

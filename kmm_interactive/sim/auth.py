@@ -9,14 +9,22 @@ allow ``WINDOW_MS`` either way and refuse a signature seen before inside that wi
 
 Failure semantics: :class:`AuthError` carries a message that says what was wrong; it never
 contains the key material.
+
+Demo key archive: when the environment variable ``KMM_DEMO_KEY_ARCHIVE`` names a directory,
+every demo secret made here or by the embedded odds feed (:func:`archive_demo_secret`) is
+also copied there, so that a test run can look for each one in everything it wrote
+(``tests/artifact_guard.py``). Unset (the normal case), nothing is copied; set to a
+directory that cannot be written, the key is refused with the ``OSError``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import re
+import secrets
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +41,8 @@ SECONDS_CUTOFF: Final = 1_000_000_000_000
 KEY_HEADER: Final = "KALSHI-ACCESS-KEY"
 TIMESTAMP_HEADER: Final = "KALSHI-ACCESS-TIMESTAMP"
 SIGNATURE_HEADER: Final = "KALSHI-ACCESS-SIGNATURE"
+#: The variable naming the demo key archive (see the module doc); tests set it.
+ARCHIVE_ENV: Final = "KMM_DEMO_KEY_ARCHIVE"
 
 
 class AuthError(Exception):
@@ -51,8 +61,26 @@ class DemoKey:
         return f"DemoKey(key_id={self.key_id!r}, private_key_path={str(self.private_key_path)!r})"
 
 
+def archive_demo_secret(kind: str, **material: str) -> None:
+    """Copy a demo secret into the directory named by ``KMM_DEMO_KEY_ARCHIVE`` (one JSON
+    file of ``kind`` and ``material``, mode 0600, written whole or not at all); nothing when
+    the variable is unset. An ``OSError`` (the directory cannot be written) is raised."""
+    directory = os.environ.get(ARCHIVE_ENV, "").strip()
+    if not directory:
+        return
+    target = Path(directory)
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    name = f"{kind}-{os.getpid()}-{secrets.token_hex(8)}"
+    partial = target / f".{name}.partial"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"kind": kind, **material}, f)
+    os.replace(partial, target / f"{name}.json")  # the guard never reads half a record
+
+
 def write_demo_key(directory: Path, key_id: str) -> DemoKey:
-    """Generate an RSA key, write its private half as PEM (mode 0600) and return the pair."""
+    """Generate an RSA key, write its private half as PEM (mode 0600) and return the pair
+    (archived first when ``KMM_DEMO_KEY_ARCHIVE`` is set, see the module doc)."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = private.private_bytes(
         serialization.Encoding.PEM,
@@ -61,6 +89,9 @@ def write_demo_key(directory: Path, key_id: str) -> DemoKey:
     )
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "demo-key.pem"
+    archive_demo_secret(
+        "demo-key", key_id=key_id, pem=pem.decode("ascii"), private_key_path=str(path.resolve())
+    )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(pem)

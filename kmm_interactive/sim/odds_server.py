@@ -43,6 +43,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from numpy.typing import NDArray
 
+from kmm_interactive.sim.auth import archive_demo_secret
 from kmm_interactive.sim.clock import Clock
 from kmm_interactive.sim.faults import Faults
 from kmm_interactive.sim.loopback import LOOPBACK, listen
@@ -1031,11 +1032,13 @@ def make_odds_app(
     rate_limit: int = FREQ_LIMIT,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> web.Application:
-    """The v4 endpoints over ``feed``; ``monotonic`` drives the frequency limit."""
+    """The v4 endpoints over ``feed``; ``monotonic`` drives the frequency limit. The key is
+    archived when ``KMM_DEMO_KEY_ARCHIVE`` is set (``sim.auth.archive_demo_secret``)."""
     api = OddsApi(
         feed, api_key=api_key, faults=faults, quota=quota, rate_limit=rate_limit,
         monotonic=monotonic,
     )  # fmt: skip
+    archive_demo_secret("odds-api-key", api_key=api_key)  # for the tests' artifact guard
     app = web.Application()
     app[ODDS_API] = api
 

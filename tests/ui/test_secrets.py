@@ -128,6 +128,7 @@ def test_notebook_outputs_carry_no_key(tmp_path):
         os.environ.clear()
         os.environ.update(old)
     saved = json.loads(leak.read_text())
+    leak.unlink()  # the probe's copy of the key: the artifact guard would (rightly) flag it
     lines = [ln for ln in saved["pem"].splitlines() if ln and not ln.startswith("-----")]
     secrets = {f"private key line {i}": line for i, line in enumerate(lines)}
     secrets["key id"] = saved["info"]["key_id"]
