@@ -32,7 +32,6 @@ import asyncio
 import contextvars
 import json
 import os
-import subprocess
 import sys
 import time
 from typing import Any
@@ -49,19 +48,6 @@ SATURATION_FRAMES = 40_000
 TARGETS = {"p50_ms": 0.3, "p99_ms": 1.0, "deltas_per_s": 20_000.0, "writes_ratio": 1.1}
 
 TRIGGER: contextvars.ContextVar[float | None] = contextvars.ContextVar("trigger", default=None)
-
-
-def start_exchange(speed: float) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kmm_interactive", "sim", "--json", "--seed", "11",
-         "--speed", str(speed), "--games", str(GAMES), "--tier", "prime"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        raise SystemExit("the embedded exchange did not start")
-    return proc, json.loads(line)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -243,7 +229,7 @@ def main() -> int:
     os.environ.setdefault("PYTHONHASHSEED", "0")
     runs = {}
     for speed in SPEEDS:
-        proc, info = start_exchange(speed)
+        proc, info = benchkit.start_exchange(seed=11, speed=speed, games=GAMES)
         try:
             runs[speed] = asyncio.run(live_run(info))
             if speed == max(SPEEDS):

@@ -27,6 +27,7 @@ import math
 import os
 import platform
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,21 @@ def record_section(name: str, title: str, markdown: str, path: Path = RESULTS_MD
     old = sections(text).get(name)
     text = text.replace(old, body) if old is not None else text.rstrip("\n") + "\n\n" + body
     path.write_text(text, encoding="utf-8")
+
+
+def start_exchange(
+    *, seed: int, speed: float, games: int, tier: str = "prime"
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """The embedded exchange in a ``kmm sim`` process of its own (so this process's time and
+    memory are the engine's alone); returns the process and its connection details."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kmm_interactive", "sim", "--json", "--seed", str(seed),
+         "--speed", f"{speed:g}", "--games", str(games), "--tier", tier],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise SystemExit("the embedded exchange did not start")
+    details: dict[str, str] = json.loads(line)
+    return proc, details

@@ -36,16 +36,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import benchkit
 
@@ -75,34 +74,20 @@ class Sample:
     failures: int
 
 
-def _minutes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 1.0 <= value <= 600.0:
-        raise argparse.ArgumentTypeError(f"{text}: minutes must be in 1 … 600")
-    return value
+def _bounded(kind: type[float] | type[int], lo: float, hi: float, what: str) -> Any:
+    """An argparse type: a number of ``kind`` in [lo, hi], or an error that says so."""
 
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            noun = "whole number" if kind is int else "number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {noun}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{text}: {what} must be in {lo:g} … {hi:g}")
+        return value
 
-def _games(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"{text}: games must be in 1 … 1000")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 1.0 <= value <= 600.0:
-        raise argparse.ArgumentTypeError(f"{text}: the sample interval must be in 1 … 600 s")
-    return value
+    return parse
 
 
 def rss_mb() -> float:
@@ -122,19 +107,6 @@ def journal_size(path: Path) -> tuple[int, int]:
             for table in ("events", "order_events", "fills")
         )
     return size, rows
-
-
-def start_exchange(games: int, speed: float) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kmm_interactive", "sim", "--json", "--seed", "21",
-         "--speed", f"{speed:.3f}", "--games", str(games), "--tier", "prime"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        raise SystemExit("the embedded exchange did not start")
-    return proc, json.loads(line)
 
 
 async def soak(
@@ -265,11 +237,21 @@ def markdown(samples: list[Sample], verdicts: list[tuple[str, float, str, str, b
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=_minutes, default=30.0, help="how long (default 30)")
-    parser.add_argument("--games", type=_games, default=200, help="how many games (default 200)")
+    parser.add_argument(
+        "--minutes",
+        type=_bounded(float, 1, 600, "minutes"),
+        default=30.0,
+        help="how long (default 30)",
+    )
+    parser.add_argument(
+        "--games",
+        type=_bounded(int, 1, 1000, "games"),
+        default=200,
+        help="how many games (default 200)",
+    )
     parser.add_argument(
         "--sample",
-        type=_seconds,
+        type=_bounded(float, 1, 600, "the sample interval (s)"),
         default=None,
         help="seconds between samples (default: 1/60 of the run, at least 5)",
     )
@@ -279,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     every = args.sample or max(seconds / 60, 5.0)
     # The last game starts at 90 % of the run: stops, finishes and settlements fall across it.
     speed = LAST_START / (0.9 * seconds)
-    proc, info = start_exchange(args.games, speed)
+    proc, info = benchkit.start_exchange(seed=21, speed=speed, games=args.games)
     try:
         with tempfile.TemporaryDirectory(prefix="kmm-soak-") as d:
             samples = asyncio.run(soak(info, seconds, every, Path(d) / "journal.sqlite", speed))
