@@ -38,11 +38,21 @@ Seconds = NewType("Seconds", float)
 
 
 class ConfigError(ValueError):
-    """A configuration value that is missing, unknown, malformed or out of range."""
+    """A configuration value that is missing, unknown, malformed or out of range.
+
+    The refused value is quoted back, except where it may be a secret in the wrong place
+    (an unknown key or section, a variable's name, a table expected): there the value is
+    neither shown nor kept, since a key pasted into kmm.toml would otherwise be printed by
+    ``kmm check-config`` and ``kmm run``."""
 
     def __init__(self, key: str, value: object, problem: str, allowed: str = "") -> None:
         self.key, self.value, self.problem, self.allowed = key, value, problem, allowed
-        text = f"{key} = {value!r}: {problem}" if value is not _MISSING else f"{key}: {problem}"
+        if value is _MISSING:
+            text = f"{key}: {problem}"
+        elif value is _HIDDEN:
+            text = f"{key}: {problem} (its value is not shown: it may be a secret)"
+        else:
+            text = f"{key} = {value!r}: {problem}"
         super().__init__(text + (f" (allowed: {allowed})" if allowed else ""))
 
     def under(self, prefix: str) -> ConfigError:
@@ -51,6 +61,8 @@ class ConfigError(ValueError):
 
 
 _MISSING: Final = object()
+#: In place of a refused value that is not to be shown (class doc).
+_HIDDEN: Final = object()
 # A duration is number-unit parts, units largest first and each at most once ("1h30m").
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?) *(ms|d|h|m|s)(?![A-Za-z]) *", re.ASCII)
 _UNIT_SECONDS: Final = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
@@ -594,7 +606,7 @@ def _check_env_name(name: str, value: str) -> None:
     if not _ENV_NAME.match(value):
         raise ConfigError(
             name,
-            value,
+            _HIDDEN,
             "is not an environment variable name",
             "letters, digits and _, not starting with a digit",
         )
@@ -602,12 +614,12 @@ def _check_env_name(name: str, value: str) -> None:
 
 def _build(cls: type[Any], table: Any, prefix: str, base: Any = None) -> Any:
     if not isinstance(table, Mapping):
-        raise ConfigError(prefix, table, "must be a table of settings")
+        raise ConfigError(prefix, _HIDDEN, "must be a table of settings")
     known = [f.name for f in fields(cls)]
     for key in table:
         if key not in known:
             raise ConfigError(
-                f"{prefix}.{key}", table[key], "unknown key", "one of " + ", ".join(known)
+                f"{prefix}.{key}", _HIDDEN, "unknown key", "one of " + ", ".join(known)
             )
     try:
         return dataclasses.replace(base, **table) if base is not None else cls(**table)
@@ -617,12 +629,12 @@ def _build(cls: type[Any], table: Any, prefix: str, base: Any = None) -> Any:
 
 def _build_sports(table: Any) -> dict[str, SportProfile]:
     if not isinstance(table, Mapping):
-        raise ConfigError("sports", table, "must be a table of sport profiles")
+        raise ConfigError("sports", _HIDDEN, "must be a table of sport profiles")
     sports = dict(DEFAULT_SPORTS)
     for name, entry in table.items():
         prefix = f"sports.{name}"
         if not isinstance(entry, Mapping):
-            raise ConfigError(prefix, entry, "must be a table of settings")
+            raise ConfigError(prefix, _HIDDEN, "must be a table of settings")
         entry = dict(entry)
         base_name = entry.pop("base", name if name in DEFAULT_SPORTS else None)
         if base_name is not None and base_name not in DEFAULT_SPORTS:
@@ -649,7 +661,7 @@ def config_from_mapping(data: Mapping[str, Any]) -> Config:
     allowed = [*_SECTIONS, "sports"]
     for key in data:
         if key not in allowed:
-            raise ConfigError(key, data[key], "unknown section", ", ".join(allowed))
+            raise ConfigError(key, _HIDDEN, "unknown section", ", ".join(allowed))
     sections = {name: _build(cls, data.get(name, {}), name) for name, cls in _SECTIONS.items()}
     return Config(**sections, sports=_build_sports(data.get("sports", {})))
 

@@ -7,11 +7,14 @@ the same documentation independently of it.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kmm_interactive.kalshi.auth import Signer
@@ -84,3 +87,13 @@ async def start_venue(tier: str = "basic", scenario: str = "small", seed: int = 
 def new_signer(key_id: str = "key-nobody") -> Signer:
     """A signer with a fresh key that no venue knows."""
     return Signer(key_id, rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+async def eventually(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Wait (bounded) until ``check()`` holds; fail with ``what`` if it never does."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            pytest.fail(f"timed out waiting for: {what}")
+        await asyncio.sleep(0.01)

@@ -32,7 +32,7 @@ BAD = [
     ),
     (
         "[exchange]\ncolour = 1",
-        "exchange.colour = 1: unknown key (allowed: one of env, rest_url, ws_url, key_id_env, private_key_path_env)",
+        "exchange.colour: unknown key (its value is not shown: it may be a secret) (allowed: one of env, rest_url, ws_url, key_id_env, private_key_path_env)",
     ),
     (
         "[theo]\nanchor_weight = 1.5",
@@ -80,7 +80,7 @@ BAD = [
     ),
     (
         "[sports.nba]\ngama = 0.1",
-        "sports.nba.gama = 0.1: unknown key (allowed: one of odds_sport, series, gamma, cap, liquidity_factor, min_edge, prior_A, prior_k, sigma, quote_size)",
+        "sports.nba.gama: unknown key (its value is not shown: it may be a secret) (allowed: one of odds_sport, series, gamma, cap, liquidity_factor, min_edge, prior_A, prior_k, sigma, quote_size)",
     ),
     (
         "[sports.nba]\ncap = 0",
@@ -112,10 +112,16 @@ BAD = [
     ),
     (
         "[trading]\nsize = 1",
-        "trading = {'size': 1}: unknown section (allowed: exchange, odds, theo, risk, quoting, refresh, sports)",
+        "trading: unknown section (its value is not shown: it may be a secret) (allowed: exchange, odds, theo, risk, quoting, refresh, sports)",
     ),
-    ("sports = 5", "sports = 5: must be a table of sport profiles"),
-    ('theo = "x"', "theo = 'x': must be a table of settings"),
+    (
+        "sports = 5",
+        "sports: must be a table of sport profiles (its value is not shown: it may be a secret)",
+    ),
+    (
+        'theo = "x"',
+        "theo: must be a table of settings (its value is not shown: it may be a secret)",
+    ),
     (
         '[exchange]\nenv = "prod"\nrest_url = "https:///trade-api/v2"\nws_url = "wss://h/trade-api/ws/v2"',
         "exchange.rest_url = 'https:///trade-api/v2': is not a usable URL (allowed: https://<host>/trade-api/v2)",
@@ -126,7 +132,7 @@ BAD = [
     ),
     (
         '[exchange]\nkey_id_env = "MY KEY"',
-        "exchange.key_id_env = 'MY KEY': is not an environment variable name (allowed: letters, digits and _, not starting with a digit)",
+        "exchange.key_id_env: is not an environment variable name (its value is not shown: it may be a secret) (allowed: letters, digits and _, not starting with a digit)",
     ),
     (
         "[odds]\nbookmakers = []",

@@ -276,6 +276,11 @@ class OrderManager:
         if self._by_game.get(tracked.game, {}).pop(cid, None) is not None:
             self._by_market.get(tracked.order.ticker, {}).pop(cid, None)
             self._done.append((time.monotonic(), cid))
+        self.forget_done()
+
+    def forget_done(self) -> None:
+        """Forget the DONE records older than ``DONE_KEPT``: run as orders finish and by the
+        verifier, so they go once trading has stopped too."""
         cutoff = time.monotonic() - DONE_KEPT
         while self._done and self._done[0][0] < cutoff:
             _, old = self._done.popleft()
@@ -714,6 +719,7 @@ class OrderManager:
                 await self.verify()
             except (KalshiError, PayloadError) as exc:
                 log.warning("order verification failed, retrying: %s", exc)
+            self.forget_done()
             await asyncio.sleep(interval)
 
     async def _exchange_view(self, tracked: Tracked) -> ExchangeOrder | None:

@@ -70,7 +70,7 @@ from kmm_interactive.engine.positions import MismatchCounter, reconcile
 from kmm_interactive.engine.solver import TableSolver
 from kmm_interactive.engine.theo import Override, Theo, TheoService, team_a_ticker
 from kmm_interactive.kalshi.auth import Signer
-from kmm_interactive.kalshi.errors import KalshiError
+from kmm_interactive.kalshi.errors import KalshiError, RateLimited, ServerError
 from kmm_interactive.kalshi.messages import (
     BookDelta,
     BookSnapshot,
@@ -112,6 +112,9 @@ DISCOVERY_SECONDS: Final = 300.0
 EXCHANGE_STATUS_SECONDS: Final = 30.0
 #: A REST failure rate is judged only over at least this many writes.
 MIN_WRITES_FOR_RATE: Final = 10
+#: How long a start-up step (discovery, recovery) is tried again while the exchange refuses
+#: it for a passing reason (429, 5xx): a burst at start-up delays the engine.
+STARTUP_PATIENCE: Final = 30.0
 
 
 @dataclass(frozen=True)
@@ -280,8 +283,8 @@ class Engine:
             self.positions.apply_fill(fill)
         with contextlib.suppress(KalshiError, PayloadError):
             await self.rest.configure_rate_limits()
-        await self._discover()
-        await self._recover()
+        await self._patiently("discovery", self._discover)
+        await self._patiently("recovery", self._recover)
         self.ws.on_event(self._on_ws)
         self.ws.start()
         await self._subscribe(self._all_tickers())
@@ -499,6 +502,26 @@ class Engine:
                 await self._discover()
             except (KalshiError, PayloadError) as exc:
                 log.warning("discovery failed, trying again later: %s", exc)
+
+    async def _patiently(self, what: str, step: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run a start-up step (it must be safe to run again) until it succeeds, again after
+        each 429 or 5xx, backing off, for up to :data:`STARTUP_PATIENCE` seconds; then raise.
+        Any other error is raised at once: a refused key, a payload we cannot read, and no
+        answer at all (at start-up, most likely a wrong address: the trader hears of it now,
+        not in half a minute)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STARTUP_PATIENCE
+        delay = 0.5
+        while True:
+            try:
+                await step()
+                return
+            except (RateLimited, ServerError) as exc:
+                if loop.time() + delay > deadline:
+                    raise
+                log.warning("%s failed, trying again in %.1f s: %s", what, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 5.0)
 
     # ------------------------------------------------------------------ recovery
 

@@ -12,7 +12,8 @@ its ``spawn`` re-runs the caller's main script in the child, which a notebook or
 without a ``__main__`` guard does not survive, and ``fork`` is unsafe in a process that
 runs threads (a kernel does). The worker starts on the first solve (about a second: numpy
 and scipy are imported) and solves one problem at a time. Identical problems are answered
-from an LRU cache (a recheck that brings back the same theo, a parameter set back).
+from an LRU cache (a recheck that brings back the same theo, a parameter set back), bounded
+in bytes: a 100-contract table is about 200 KB, and a day of many games solves thousands.
 
 Failure semantics: :meth:`TableSolver.solve` raises what the solver raised (``SolveError``,
 ``ValueError``, re-created from the worker's answer); if the worker dies or cannot be
@@ -36,7 +37,8 @@ from kmm_interactive.pricing.quote_table import QuoteModel, QuoteProblem, QuoteT
 
 log = logging.getLogger(__name__)
 
-CACHE_SIZE: Final = 512
+#: The most bytes of tables the cache keeps (the least recently used go first).
+CACHE_BYTES: Final = 32 * 2**20
 _LENGTH: Final = struct.Struct("!Q")
 #: The exceptions a solve may raise, by name, re-raised as themselves in the engine.
 _ERRORS: Final[dict[str, type[Exception]]] = {"SolveError": SolveError, "ValueError": ValueError}
@@ -45,11 +47,12 @@ _ERRORS: Final[dict[str, type[Exception]]] = {"SolveError": SolveError, "ValueEr
 class TableSolver:
     """Solves :class:`QuoteProblem`\\ s in a worker process; one per engine."""
 
-    def __init__(self, cache_size: int = CACHE_SIZE) -> None:
+    def __init__(self, cache_bytes: int = CACHE_BYTES) -> None:
         self._worker: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
         self._cache: OrderedDict[tuple[QuoteProblem, QuoteModel], QuoteTable] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache_limit = cache_bytes
+        self.cache_bytes = 0
         self.solved = 0
         self.cached = 0
 
@@ -63,10 +66,18 @@ class TableSolver:
         async with self._lock:
             table = await self._ask(problem, model)
         self.solved += 1
-        self._cache[key] = table
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        self._keep(key, table)
         return table
+
+    def _keep(self, key: tuple[QuoteProblem, QuoteModel], table: QuoteTable) -> None:
+        replaced = self._cache.pop(key, None)  # solved twice at once
+        if replaced is not None:
+            self.cache_bytes -= _nbytes(replaced)
+        self._cache[key] = table
+        self.cache_bytes += _nbytes(table)
+        while self.cache_bytes > self._cache_limit and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            self.cache_bytes -= _nbytes(old)
 
     async def _ask(self, problem: QuoteProblem, model: QuoteModel) -> QuoteTable:
         try:
@@ -104,6 +115,10 @@ class TableSolver:
         with contextlib.suppress(ProcessLookupError):
             worker.kill()
         await worker.wait()
+
+
+def _nbytes(table: QuoteTable) -> int:
+    return table.ticks.nbytes + table.tau.nbytes
 
 
 def _serve(source: BinaryIO, sink: BinaryIO) -> None:

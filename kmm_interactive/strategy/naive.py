@@ -17,6 +17,7 @@ comparable:
 * the halts (the engine's and the clock's) and the trading state: REDUCING quotes only the
   sides that shrink |q|, HALTED quotes nothing;
 * the edge limit (:func:`risk.edge_limit`, net of the maker fee);
+* our own bid and ask in a market kept a tick apart (:func:`quoter.clear_own_cross`);
 * the cap (shrunk by book depth) and the sizes: the worst case of every resting order
   filling together stays inside the cap (:func:`quoter.size_quotes`);
 * the :class:`~kmm_interactive.strategy.quoter.Decision` it returns, in the same units
@@ -43,6 +44,7 @@ from kmm_interactive.strategy.quoter import (
     QuoteParams,
     UnitDecision,
     UnitState,
+    clear_own_cross,
     clock_halts,
     halted_reason,
     no_quote,
@@ -85,6 +87,7 @@ def _unit(
             tickers, unit.q, cap, exposed, tuple(no_quote(unit, s, why) for s in unit.sides)
         )
     planned = {side: _price_side(unit, side, theo_a, params, trading) for side in unit.sides}
+    planned = clear_own_cross(unit, planned)
     return UnitDecision(
         tickers, unit.q, cap, exposed, size_quotes(unit, cap, params.quote_size, planned)
     )

@@ -18,7 +18,8 @@ each of its sides (bid A, ask A, bid B, ask B):
 3. **Limits.** The edge limit (min edge after the maker fee); for the reducing sides of an
    over-exposed inventory, the break-even ceiling when it is more aggressive (risk.py).
    The monopsony tick is pulled inside the limit.
-4. **Competition.** Outbid, join or back off (competition.py), with hysteresis.
+4. **Competition.** Outbid, join or back off (competition.py), with hysteresis. Our own
+   bid and ask in one market are then kept a tick apart (:func:`clear_own_cross`).
 5. **Sizes.** The worst case of every resting order filling together stays inside the cap
    (risk.py); a side left with no room does not quote.
 
@@ -27,8 +28,8 @@ the strategy lab call the same function.
 
 The naive top-of-book baseline (strategy/naive.py) shares steps 1, 3 (the edge limit) and
 5 through the public helpers below (:func:`clock_halts`, :func:`theo_in_force`,
-:func:`unit_cap`, :func:`no_quote`, :func:`size_quotes`), so a comparison in the lab
-differs only in where each side is priced.
+:func:`unit_cap`, :func:`no_quote`, :func:`clear_own_cross`, :func:`size_quotes`), so a
+comparison in the lab differs only in where each side is priced.
 """
 
 from __future__ import annotations
@@ -245,6 +246,56 @@ def no_quote(unit: UnitState, side: GameSide, reason: str) -> DesiredQuote:
     return DesiredQuote(unit.market(side).ticker, side.side, side, None, None, 0, reason)
 
 
+def clear_own_cross(
+    unit: UnitState, planned: Mapping[GameSide, DesiredQuote]
+) -> dict[GameSide, DesiredQuote]:
+    """``planned`` with our own bid and ask in each market kept apart by at least a tick.
+
+    The book each side competes in has our own orders removed, so nothing above sees our
+    other side; and when the break-even ceiling takes a reducing side past theo, the other
+    side may meet it (a bid outbidding up to its edge limit, say). The exchange would cancel
+    the later order as crossing (post-only) and the next decision would send it again, many
+    times a second. So the side that does not reduce the inventory steps back to one tick
+    off the other (the bid, when neither or both reduce), or does not quote."""
+    out = dict(planned)
+    sides: dict[str, dict[Side, DesiredQuote]] = {}
+    for d in planned.values():
+        if d.tick is not None:
+            sides.setdefault(d.ticker, {})[d.side] = d
+    for pair in sides.values():
+        bid, ask = pair.get(Side.BID), pair.get(Side.ASK)
+        if bid is None or ask is None or bid.tick is None or ask.tick is None:
+            continue
+        if bid.tick < ask.tick:
+            continue
+        bid_alone_reduces = risk.reduces(bid.game_side, unit.q) and not risk.reduces(
+            ask.game_side, unit.q
+        )
+        keep, moved = (bid, ask) if bid_alone_reduces else (ask, bid)
+        assert keep.tick is not None
+        tick = keep.tick - moved.side.sign
+        grid = unit.market(moved.game_side).grid
+        mine = f"our own {keep.side.value}"
+        if not 0 <= tick < len(grid):
+            why = f"no room beside {mine} {grid.price(keep.tick)}"
+            out[moved.game_side] = no_quote(unit, moved.game_side, why)
+            continue
+        price = grid.price(tick)
+        out[moved.game_side] = DesiredQuote(
+            moved.ticker,
+            moved.side,
+            moved.game_side,
+            tick,
+            price,
+            0,
+            f"clear of {mine} {price} (it is at {grid.price(keep.tick)})",
+            moved.ceiling,
+            moved.competitor,
+            moved.backed_off_since,
+        )
+    return out
+
+
 def size_quotes(
     unit: UnitState, cap: int, quote_size: int, planned: Mapping[GameSide, DesiredQuote]
 ) -> tuple[DesiredQuote, ...]:
@@ -308,6 +359,7 @@ def _decide_unit(
         planned[side] = _price_side(
             unit, side, monopsony[side], theo_a, params, now, trading, exposed
         )
+    planned = clear_own_cross(unit, planned)
     return UnitDecision(
         tickers, unit.q, cap, exposed, size_quotes(unit, cap, params.quote_size, planned)
     )

@@ -25,9 +25,13 @@ from enginekit import (
 )
 
 from kmm_interactive.config import ConfigError
-from kmm_interactive.engine.journal import JournalError
+from kmm_interactive.engine import runtime
+from kmm_interactive.engine.journal import Journal, JournalError
 from kmm_interactive.engine.runtime import JOURNAL_FAILURE, Engine
+from kmm_interactive.engine.views import GameView, game_view
+from kmm_interactive.kalshi.errors import RateLimited
 from kmm_interactive.kalshi.ws import BOOK, SequenceGap, SubscriptionLost
+from kmm_interactive.launch import EmbeddedExchange
 from kmm_interactive.strategy.halts import HaltReason, TradingState
 
 
@@ -314,3 +318,72 @@ async def test_a_gap_on_a_channel_without_snapshots_is_read_back_by_rest(tmp_pat
         await until(lambda: len(asked) == 3, 10, "read again, twice")
         await asyncio.sleep(1.0)
         assert len(asked) == 3
+
+
+async def test_refusals_at_start_up_delay_the_engine_within_its_patience(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = EmbeddedExchange(seed=5, speed=30.0, n_games=2)
+    connection = world.start()
+    try:
+        # Every REST call refused for 2 s, from before the engine's first one.
+        world.call(lambda sim: sim.faults.set(burst_429=2.0))
+        engine = Engine(engine_config(), connection, journal=Journal(tmp_path / "a.sqlite"))
+        began = time.monotonic()
+        try:
+            await engine.start()
+            assert time.monotonic() - began >= 1.5  # it waited the burst out
+            await until(lambda: len(resting(world)) > 0, 30, "quotes once the burst is over")
+        finally:
+            await engine.stop()
+        assert world.call(lambda sim: sim.faults.counts["burst_429"]) > 0
+        # Refused for longer than it will wait: start() fails with the refusal itself.
+        monkeypatch.setattr(runtime, "STARTUP_PATIENCE", 1.0)
+        world.call(lambda sim: sim.faults.set(burst_429=60.0))
+        engine = Engine(engine_config(), connection, journal=Journal(tmp_path / "b.sqlite"))
+        began = time.monotonic()
+        with pytest.raises(RateLimited):
+            await engine.start()
+        assert time.monotonic() - began < 10
+    finally:
+        world.stop()
+
+
+async def test_too_many_failing_calls_halt_everything_until_they_stop(tmp_path: Path) -> None:
+    config = engine_config(risk={"rest_error_window": "6s"})
+    async with trading(tmp_path, seed=5, n_games=3, config=config) as (world, engine):
+        await until(lambda: len(resting(world)) >= 4, 20, "quotes resting")
+        world.call(lambda sim: sim.faults.set(rest_5xx=1.0))
+        await until(
+            lambda: HaltReason.REST_ERROR_RATE in engine.halts.reasons(None), 20, "the halt"
+        )
+        assert engine.status().state is TradingState.HALTED
+        world.call(lambda sim: sim.faults.clear())
+        await until(lambda: resting(world) == [], 20, "everything cancelled once calls work")
+        await until(
+            lambda: HaltReason.REST_ERROR_RATE not in engine.halts.reasons(None), 20, "healed"
+        )
+        await until(lambda: len(resting(world)) >= 4, 20, "quoting again")
+        assert engine.failures == []
+
+
+async def test_the_games_view_shows_the_decisions_halts_a_stale_theo_among_them(
+    tmp_path: Path,
+) -> None:
+    # A stale theo follows from the clock: the decision halts on it, the halt book never
+    # holds it; the trader's table must show it all the same.
+    async with trading(tmp_path, seed=5, n_games=2) as (world, engine):
+        await until(lambda: len(resting(world)) >= 2, 20, "quotes resting")
+        g = next(iter(engine.games.values()))
+        assert g.theo_as_of is not None
+        fresh = g.theo_as_of
+        g.theo_as_of = fresh - timedelta(hours=1)  # as if the odds feed had been down since
+
+        def view() -> GameView:
+            return game_view(engine, g, engine.clock())
+
+        await until(lambda: "stale theo" in view().halts, 10, "shown stale")
+        assert HaltReason.STALE_THEO not in engine.halts.reasons(g.event_ticker)
+        assert view().state == str(TradingState.HALTED)
+        g.theo_as_of = engine.clock()
+        await until(lambda: view().halts == (), 10, "fresh again, shown so")

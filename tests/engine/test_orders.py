@@ -14,6 +14,7 @@ import pytest
 from kalshikit import EPL, NBA, Venue
 
 from kmm_interactive.domain import Order, OrderState, Side
+from kmm_interactive.engine import orders
 from kmm_interactive.engine.orders import OrderManager, Tracked, Write, plan_writes
 from kmm_interactive.kalshi.rest import KalshiRest, OrderRequest, Retry
 from kmm_interactive.sim.exchange import cc_to_count
@@ -324,6 +325,29 @@ async def test_the_exchanges_word_settles_state(alice: KalshiRest) -> None:
     om.on_user_order(await alice.order(tracked.order.order_id))
     assert tracked.order.state is OrderState.DONE
     assert om.tracked("g") == []
+
+
+async def test_finished_orders_are_forgotten_in_time_even_when_nothing_else_finishes(
+    alice: KalshiRest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    om = manager(alice)
+    await om.apply("g", {(NBA, Side.BID): (D("0.40"), 10)})
+    await om.wait_idle()
+    (tracked,) = om.tracked("g")
+    cid, oid = tracked.order.client_order_id, tracked.order.order_id
+    assert oid is not None
+    await alice.cancel_order(oid)
+    om.on_user_order(await alice.order(oid))
+    assert om.find(order_id=oid) is tracked  # kept a while, for late messages about it
+    # Past DONE_KEPT, the verifier's next pass forgets it: no other order has to finish.
+    monkeypatch.setattr(orders, "DONE_KEPT", 0.0)
+    verifier = asyncio.create_task(om.run_verifier(interval=0.01))
+    try:
+        await asyncio.sleep(0.1)
+    finally:
+        verifier.cancel()
+    assert om.find(client_order_id=cid) is None
+    assert om.find(order_id=oid) is None
 
 
 async def test_reconciliation_finds_strangers_and_orders_we_lost(alice: KalshiRest) -> None:

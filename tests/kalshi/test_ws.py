@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import pytest
-from kalshikit import Venue, new_signer
+from kalshikit import Venue, eventually, new_signer
 from speckit import validate_ws
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -36,16 +36,6 @@ from kmm_interactive.kalshi.ws import (
 from kmm_interactive.sim.exchange import ExchangeError
 
 TRADER = "mm"  # a third account that places the random orders, straight into the core
-
-
-async def eventually(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Wait (bounded) until ``check()`` holds; fail with ``what`` if it never does."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for: {what}")
-        await asyncio.sleep(0.01)
 
 
 async def open_ws(venue: Venue, **options: object) -> tuple[KalshiWs, list[Event]]:

@@ -186,11 +186,6 @@ def test_a_configuration_file_cannot_hold_keys(section: str, key: str, value: st
         config_from_mapping({section: {key: value}})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py's ConfigError quotes the refused value: a key pasted into kmm.toml is "
-    "printed back (kmm check-config, kmm run); config.py is not this change's to edit",
-)
 @pytest.mark.parametrize(
     ("section", "key", "value"),
     [

@@ -33,6 +33,7 @@ from kmm_interactive.strategy.quoter import (
     GameState,
     Resting,
     UnitState,
+    clear_own_cross,
     decide,
 )
 
@@ -124,6 +125,69 @@ def test_the_seeds_example_long_a_at_45_bids_b_up_to_54() -> None:
     assert bid_b.price == D("0.48")  # without the exposure: backs off to its own price
     assert bid_b.reason.startswith("back off")
     assert bid_b.ceiling == cents("0.50")  # theo − edge − fee
+
+
+def test_our_own_bid_and_ask_in_a_market_never_meet() -> None:
+    # Long A: bid B may go up to break-even (54¢), past B's theo; ask B outbids a rival at
+    # 55¢ down to 54¢ within its own edge limit. Our two orders would meet: the exchange would
+    # cancel the later as crossing, and it would be sent again at every decision. The side
+    # that adds to the exposure (ask B) stays a tick clear of the one that reduces it.
+    table = flat_table(0.48, STANDARD)
+    cost = D("0.45") + expected_fee(D("0.45"), maker=True, fees=MAKER)
+    rival = (DEEP, dataclasses.replace(DEEP, best_bid=cents("0.53"), best_ask=cents("0.55")))
+    decision = decide(state(table, q="60", cost=cost, books=rival), PARAMS, NOW)
+    bid_b, ask_b = (decision.quotes[(B.ticker, s)] for s in (Side.BID, Side.ASK))
+    assert (bid_b.price, ask_b.price) == (D("0.54"), D("0.55"))
+    assert ask_b.reason == "clear of our own bid 0.55 (it is at 0.54)"
+    assert ask_b.quoting
+    # Without the exposure there is nothing to clear: ask B outbids the rival to 54¢.
+    flat = decide(state(table, q="0", books=rival), PARAMS, NOW)
+    assert flat.quotes[(B.ticker, Side.ASK)].price == D("0.54")
+    assert flat.quotes[(B.ticker, Side.BID)].price == D("0.48")
+
+
+def test_with_no_tick_left_the_side_that_adds_exposure_does_not_quote() -> None:
+    # Short A: ask B reduces the exposure, bid B adds to it; both on the grid's first tick.
+    table = flat_table(0.50, STANDARD)
+    unit = state(table, q="-60").units[0]
+    planned = {d.game_side: d for d in decide(state(table, q="-60"), PARAMS, NOW).units[0].quotes}
+    bid_b = dataclasses.replace(planned[GameSide.BID_B], tick=0, price=CENT.price(0))
+    ask_b = dataclasses.replace(planned[GameSide.ASK_B], tick=0, price=CENT.price(0))
+    cleared = clear_own_cross(unit, {**planned, GameSide.BID_B: bid_b, GameSide.ASK_B: ask_b})
+    assert cleared[GameSide.ASK_B] == ask_b  # reduces: kept
+    assert cleared[GameSide.BID_B].tick is None
+    assert cleared[GameSide.BID_B].reason == f"no room beside our own ask {CENT.price(0)}"
+
+
+@given(
+    q=st.integers(min_value=-99, max_value=99).map(D),
+    theo=st.floats(min_value=0.05, max_value=0.95),
+    cost=st.integers(min_value=1, max_value=99).map(lambda c: D(c) / 100),
+    rivals=st.lists(st.one_of(st.none(), st.integers(0, 98)), min_size=4, max_size=4),
+    offsets=st.lists(st.integers(min_value=-10, max_value=10), min_size=4, max_size=4),
+)
+def test_no_decision_has_our_bid_at_or_above_our_ask_in_one_market(
+    q: Decimal, theo: float, cost: Decimal, rivals: list[int | None], offsets: list[int]
+) -> None:
+    center = round(theo * 100)
+    ticks = {
+        side: str(CENT.price(min(max(center - 1 + off * side.side.sign * -1, 0), 98)))
+        for side, off in zip(GameSide, offsets, strict=True)
+    }
+    books = tuple(
+        dataclasses.replace(DEEP, best_bid=lo, best_ask=hi)
+        for lo, hi in ((min(a, b), max(a, b) + 1) if a is not None and b is not None
+                       else (a, b) for a, b in (rivals[:2], rivals[2:]))
+    )  # fmt: skip
+    decision = decide(
+        state(flat_table(theo, ticks), q=str(q), cost=cost, books=books),  # type: ignore[arg-type]
+        PARAMS,
+        NOW,
+    )
+    for market in (A, B):
+        bid, ask = (decision.quotes[(market.ticker, s)] for s in (Side.BID, Side.ASK))
+        if bid.tick is not None and ask.tick is not None:
+            assert bid.tick < ask.tick, (bid.reason, ask.reason)
 
 
 def test_reducing_quotes_only_the_sides_that_shrink_the_exposure() -> None:
