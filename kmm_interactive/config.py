@@ -52,7 +52,7 @@ class ConfigError(ValueError):
         elif value is _HIDDEN:
             text = f"{key}: {problem} (its value is not shown: it may be a secret)"
         else:
-            text = f"{key} = {value!r}: {problem}"
+            text = f"{key} = {_shown(value)}: {problem}"
         super().__init__(text + (f" (allowed: {allowed})" if allowed else ""))
 
     def under(self, prefix: str) -> ConfigError:
@@ -63,6 +63,19 @@ class ConfigError(ValueError):
 _MISSING: Final = object()
 #: In place of a refused value that is not to be shown (class doc).
 _HIDDEN: Final = object()
+#: The longest refused value quoted back in full.
+_SHOWN_CHARS: Final = 80
+
+
+def _shown(value: object) -> str:
+    """A refused value as quoted back: its repr, cut short (a pasted blob, a huge number)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer with more digits than Python will print
+        return "<an integer too large to print>"
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
+
+
 # A duration is number-unit parts, units largest first and each at most once ("1h30m").
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?) *(ms|d|h|m|s)(?![A-Za-z]) *", re.ASCII)
 _UNIT_SECONDS: Final = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
@@ -75,7 +88,7 @@ def parse_duration(value: object, key: str = "duration") -> float:
         raise ConfigError(key, value, "not a duration", "seconds, or e.g. '90s', '5m', '1h30m'")
     parts = _duration_parts(value) if isinstance(value, str) else None
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = float(value) if abs(value) < 1e300 else math.inf  # an int beyond any float
     elif parts:
         seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
     else:
@@ -675,6 +688,9 @@ def load_config(path: str | Path | None = None) -> Config:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(file), _MISSING, f"cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        problem = f"is not UTF-8 text (byte {exc.start}); a TOML file is"
+        raise ConfigError(str(file), _MISSING, problem) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

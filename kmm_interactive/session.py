@@ -195,7 +195,10 @@ def _money(value: Decimal) -> Decimal:
 def _number(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise ConfigError(name, value, "is not a number", "a finite number")
-    number = float(value)
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):  # an int beyond any float; a signalling NaN
+        number = math.nan
     if not math.isfinite(number):
         raise ConfigError(name, value, "is not finite", "a finite number")
     return number

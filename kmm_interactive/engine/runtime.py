@@ -1023,7 +1023,9 @@ class Engine:
 
     def game(self, target: str) -> GameRuntime:
         """A game by its event ticker or one of its market tickers."""
-        g = self.games.get(target) or self._by_ticker.get(target)
+        g = None
+        if isinstance(target, str):
+            g = self.games.get(target) or self._by_ticker.get(target)
         if g is None:
             known = ", ".join(sorted(self.games)) or "none"
             raise KeyError(f"{target!r} is neither a game nor a market of one (games: {known})")

@@ -54,6 +54,7 @@ from kmm_interactive.kalshi.models import (
     signed_count,
     text,
     timestamp,
+    unit_dollars,
     yes_side_of_wire,
 )
 
@@ -539,20 +540,12 @@ def _trade(frame: Json, kind: str, _: bool) -> TradeMsg:
     )
 
 
-def _unit_dollars(value: Any, what: str) -> Decimal:
-    """A price that may sit on the edge of [0, 1] (an empty side, no trade yet)."""
-    p = dollars(value, what)
-    if not ZERO <= p <= ONE:
-        raise PayloadError(f"{what} = {p} must lie between 0 and 1 dollars")
-    return p
-
-
 def _ticker(frame: Json, kind: str, _: bool) -> TickerMsg:
     where = f"{kind}.msg"
     data = _body(frame, kind)
-    bid = field(data, "yes_bid_dollars", where, _unit_dollars)
-    ask = field(data, "yes_ask_dollars", where, _unit_dollars)
-    last = optional(data, "price_dollars", where, _unit_dollars)
+    bid = field(data, "yes_bid_dollars", where, unit_dollars)
+    ask = field(data, "yes_ask_dollars", where, unit_dollars)
+    last = optional(data, "price_dollars", where, unit_dollars)
     return TickerMsg(
         sid=_sid(frame, kind),
         ticker=field(data, "market_ticker", where, text),
@@ -601,7 +594,7 @@ def _lifecycle(frame: Json, kind: str, _: bool) -> LifecycleMsg:
         price_level_structure=optional(data, "price_level_structure", where, text),
         determination_ts=optional(data, "determination_ts", where, _seconds),
         settled_ts=optional(data, "settled_ts", where, _seconds),
-        settlement_value=optional(data, "settlement_value", where, _unit_dollars),
+        settlement_value=optional(data, "settlement_value", where, unit_dollars),
         event_ticker=(
             optional(meta, "event_ticker", f"{where}.additional_metadata", text) if meta else None
         ),

@@ -111,6 +111,22 @@ def price(value: Any, what: str) -> Decimal:
     return validate_price(parse_dollars(value, what), what)
 
 
+def unit_dollars(value: Any, what: str) -> Decimal:
+    """A price that may sit on the edge of [0, 1] (an empty side, no trade yet)."""
+    p = dollars(value, what)
+    if not ZERO <= p <= ONE:
+        raise PayloadError(f"{what} = {p} must lie between 0 and 1 dollars")
+    return p
+
+
+def nonnegative_dollars(value: Any, what: str) -> Decimal:
+    """An amount of money that cannot be negative (a volume traded)."""
+    amount = dollars(value, what)
+    if amount < 0:
+        raise PayloadError(f"{what} = {amount} must not be negative")
+    return amount
+
+
 def count(value: Any, what: str) -> Decimal:
     return parse_count(value, what)
 
@@ -400,7 +416,7 @@ def price_grid(value: Any, what: str) -> PriceGrid:
 
 
 def _top(data: Json, name: str, where: str, empty: Decimal) -> Decimal | None:
-    value = optional(data, name, where, dollars)
+    value = optional(data, name, where, unit_dollars)
     return None if value is None or value == empty else value
 
 
@@ -434,7 +450,7 @@ class MarketInfo:
 def parse_market(value: Any, where: str = "market") -> MarketInfo:
     data = obj(value, where)
     where = f"{where} {str(data.get('ticker'))[:60]}"
-    last = optional(data, "last_price_dollars", where, dollars)
+    last = optional(data, "last_price_dollars", where, unit_dollars)
     return MarketInfo(
         ticker=field(data, "ticker", where, text),
         event_ticker=field(data, "event_ticker", where, text),
@@ -588,7 +604,7 @@ def parse_market_position(value: Any, where: str = "market_position") -> MarketP
         exposure=optional(data, "market_exposure_dollars", where, dollars) or ZERO,
         realized_pnl=optional(data, "realized_pnl_dollars", where, dollars) or ZERO,
         fees_paid=optional(data, "fees_paid_dollars", where, dollars) or ZERO,
-        total_traded=optional(data, "total_traded_dollars", where, dollars) or ZERO,
+        total_traded=optional(data, "total_traded_dollars", where, nonnegative_dollars) or ZERO,
         last_updated=optional(data, "last_updated_ts", where, timestamp),
     )
 

@@ -400,9 +400,12 @@ def _check_price(price: object, outcome: str, what: str) -> float:
     # JSON numbers arrive as int or float; a bool is an int in Python and is not a price.
     if isinstance(price, bool) or not isinstance(price, int | float):
         raise _BadPrice(outcome, f"{what}: price {_show(price)} is not a number")
-    value = float(price)
+    try:
+        value = float(price)
+    except OverflowError:  # an integer beyond any float
+        value = math.inf
     if not math.isfinite(value) or value <= 1.0:
-        raise _BadPrice(outcome, f"{what}: price {price!r} is not decimal odds above 1.0")
+        raise _BadPrice(outcome, f"{what}: price {_show(price)} is not decimal odds above 1.0")
     return value
 
 
