@@ -129,6 +129,14 @@ class GameRuntime:
     def mark_dirty(self) -> None:
         self.dirty.set()
 
+    def release(self) -> None:
+        """Once the game quotes no more (it started, or settled), let go of its quote tables
+        and problems: a table is about 200 KB, and a long day finishes hundreds of games.
+        What the views and the PnL read (markets, last theo, last decision) stays."""
+        self.tables = [None] * len(self.units)
+        self.solving = [None] * len(self.units)
+        self._problems.clear()
+
     # ------------------------------------------------------------------ parameters
 
     def params(self) -> dict[str, Any]:

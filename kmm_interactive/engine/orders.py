@@ -64,8 +64,12 @@ FINISHED: Final = frozenset({"canceled", "executed"})
 #: Every client_order_id this package creates starts with this (then a per-run id).
 CLIENT_ID_ROOT: Final = "kmm-"
 GROUP_LIMIT_CODE: Final = "order_group_limit_reached"
-#: Seconds a DONE order's record is kept for late messages about it.
-DONE_KEPT: Final = 300.0
+#: Seconds a DONE order's record is kept for late messages about it (a WS message lost in
+#: a reconnect is never sent again: REST reconciliation covers it, not this record).
+DONE_KEPT: Final = 60.0
+#: At most this many DONE records are kept, the oldest forgotten first: memory must not grow
+#: with the rate orders finish at (a busy day finishes dozens a second).
+DONE_KEPT_MAX: Final = 5000
 
 
 @dataclass(frozen=True)
@@ -279,10 +283,11 @@ class OrderManager:
         self.forget_done()
 
     def forget_done(self) -> None:
-        """Forget the DONE records older than ``DONE_KEPT``: run as orders finish and by the
-        verifier, so they go once trading has stopped too."""
+        """Forget the DONE records older than ``DONE_KEPT``, and beyond ``DONE_KEPT_MAX`` the
+        oldest: run as orders finish and by the verifier, so they go once trading has
+        stopped too."""
         cutoff = time.monotonic() - DONE_KEPT
-        while self._done and self._done[0][0] < cutoff:
+        while self._done and (self._done[0][0] < cutoff or len(self._done) > DONE_KEPT_MAX):
             _, old = self._done.popleft()
             gone = self._orders.pop(old, None)
             if gone is None:

@@ -610,6 +610,7 @@ class Engine:
                 self.orders.tracked(g.event_ticker)
             ):
                 g.finished = True
+                g.release()
                 await self.ws.unsubscribe("orderbook_delta", g.tickers)
                 self.journal.record("game_done", game=g.event_ticker)
 
@@ -747,6 +748,7 @@ class Engine:
         g.finished = True
         g.mark_dirty()
         self.games.pop(g.event_ticker, None)
+        g.release()
         self.settled[g.event_ticker] = g
         for ticker in g.tickers:
             self.intensity.forget(ticker)

@@ -102,6 +102,10 @@ async def test_the_engine_quotes_fills_reconciles_and_stops_at_each_start(tmp_pa
         # No order of the first game rested past start − buffer; its orders went before.
         assert violations == []
         assert HaltReason.GAME_STARTED in engine.halts.reasons(first.event_ticker)
+        # Done quoting, it lets go of its quote tables (most of a game's memory).
+        await until(lambda: first.finished, 10, "the first game done")
+        assert first.tables == [None] * len(first.units)
+        assert first.decision is not None  # what the games table shows stays
         updates = order_updates(world)
         for t in engine.orders.tracked(first.event_ticker):
             raise AssertionError(f"{t.order} still tracked after the start")

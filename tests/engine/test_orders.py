@@ -350,6 +350,25 @@ async def test_finished_orders_are_forgotten_in_time_even_when_nothing_else_fini
     assert om.find(order_id=oid) is None
 
 
+async def test_finished_records_are_kept_up_to_a_number_whatever_the_rate(
+    alice: KalshiRest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(orders, "DONE_KEPT_MAX", 2)
+    om = manager(alice)
+    ids = []
+    for price in ("0.30", "0.31", "0.32"):
+        await om.apply("g", {(NBA, Side.BID): (D(price), 1)})
+        await om.wait_idle()
+        (tracked,) = om.tracked("g")
+        oid = tracked.order.order_id
+        assert oid is not None
+        await alice.cancel_order(oid)
+        om.on_user_order(await alice.order(oid))
+        ids.append(oid)
+    # Within DONE_KEPT all three, but only the two newest are remembered.
+    assert [om.find(order_id=i) is not None for i in ids] == [False, True, True]
+
+
 async def test_reconciliation_finds_strangers_and_orders_we_lost(alice: KalshiRest) -> None:
     om = manager(alice)
     await om.apply("g", {(NBA, Side.BID): (D("0.40"), 10)})
