@@ -43,21 +43,32 @@ class ConfigError(ValueError):
     The refused value is quoted back, except where it may be a secret in the wrong place
     (an unknown key or section, a variable's name, a table expected): there the value is
     neither shown nor kept, since a key pasted into kmm.toml would otherwise be printed by
-    ``kmm check-config`` and ``kmm run``."""
+    ``kmm check-config`` and ``kmm run``. A value refused in a file (``file``) ends by
+    naming the file."""
 
-    def __init__(self, key: str, value: object, problem: str, allowed: str = "") -> None:
+    def __init__(
+        self, key: str, value: object, problem: str, allowed: str = "", *, file: str = ""
+    ) -> None:
         self.key, self.value, self.problem, self.allowed = key, value, problem, allowed
+        self.file = file
         if value is _MISSING:
             text = f"{key}: {problem}"
         elif value is _HIDDEN:
             text = f"{key}: {problem} (its value is not shown: it may be a secret)"
         else:
             text = f"{key} = {_shown(value)}: {problem}"
-        super().__init__(text + (f" (allowed: {allowed})" if allowed else ""))
+        text += f" (allowed: {allowed})" if allowed else ""
+        super().__init__(text + (f"; in {file}" if file and file != key else ""))
 
     def under(self, prefix: str) -> ConfigError:
         """The same error with its key placed under a section."""
-        return ConfigError(f"{prefix}.{self.key}", self.value, self.problem, self.allowed)
+        return ConfigError(
+            f"{prefix}.{self.key}", self.value, self.problem, self.allowed, file=self.file
+        )
+
+    def in_file(self, file: str) -> ConfigError:
+        """The same error, saying which file the value was read from."""
+        return ConfigError(self.key, self.value, self.problem, self.allowed, file=file)
 
 
 _MISSING: Final = object()
@@ -151,7 +162,10 @@ def _coerce(name: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any:
             return None
         (hint,) = [a for a in get_args(hint) if a is not NoneType]
     if hint is Seconds:
-        return Seconds(parse_duration(value, name))
+        try:
+            return Seconds(parse_duration(value, name))
+        except ConfigError as exc:  # a negative or infinite one: say the field's range
+            raise ConfigError(name, value, exc.problem, exc.allowed or allowed) from None
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(name, value, "must be true or false")
@@ -161,18 +175,25 @@ def _coerce(name: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any:
             raise ConfigError(name, value, "must be a whole number", allowed)
         return value
     if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(name, value, "must be a finite number", allowed)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond any float
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(name, value, "must be a finite number", allowed)
+        return number
+    if hint is Decimal:
         if (
             isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
+            or not isinstance(value, int | float | str | Decimal)
+            or (isinstance(value, str) and not value.isascii())  # "١٠" would read as 10
         ):
-            raise ConfigError(name, value, "must be a finite number", allowed)
-        return float(value)
-    if hint is Decimal:
-        if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
             raise ConfigError(name, value, "must be an amount in dollars", allowed)
         try:
-            amount = Decimal(str(value).strip())
+            # An int as is: str() of one with thousands of digits raises ValueError.
+            amount = Decimal(value) if isinstance(value, int) else Decimal(str(value).strip())
         except InvalidOperation:
             raise ConfigError(name, value, "must be an amount in dollars", allowed) from None
         if not amount.is_finite():
@@ -210,7 +231,13 @@ class _Section:
     def __post_init__(self) -> None:
         hints = get_type_hints(type(self))
         for f in fields(self):  # type: ignore[arg-type]
-            value = _coerce(f.name, getattr(self, f.name), hints[f.name], f.metadata)
+            try:
+                value = _coerce(f.name, getattr(self, f.name), hints[f.name], f.metadata)
+            except ConfigError as exc:
+                if not f.name.endswith("_env"):
+                    raise
+                # Where a variable's name belongs, a key may have been pasted: not shown.
+                raise ConfigError(f.name, _HIDDEN, exc.problem, exc.allowed) from None
             _check_range(f.name, value, f.metadata)
             object.__setattr__(self, f.name, value)
 
@@ -606,12 +633,17 @@ _SECTIONS: Final[Mapping[str, type[_Section]]] = MappingProxyType(
 
 
 def _check_url(name: str, url: str, scheme: str, suffix: str) -> None:
-    parsed = urlsplit(url)
-    if (
-        parsed.scheme != scheme
-        or not parsed.hostname
-        or not parsed.path.rstrip("/").endswith(suffix)
-    ):
+    try:
+        parsed = urlsplit(url)
+        usable = (
+            parsed.scheme == scheme
+            and bool(parsed.hostname)
+            and parsed.path.rstrip("/").endswith(suffix)
+        )
+        parsed.port  # noqa: B018  (raises ValueError for a port that is not 0-65535)
+    except ValueError:  # "https://[::1", a port of "99999999", "ｅx＃ample" under NFKC
+        usable = False
+    if not usable:
         raise ConfigError(name, url, "is not a usable URL", f"{scheme}://<host>{suffix}")
 
 
@@ -650,7 +682,9 @@ def _build_sports(table: Any) -> dict[str, SportProfile]:
             raise ConfigError(prefix, _HIDDEN, "must be a table of settings")
         entry = dict(entry)
         base_name = entry.pop("base", name if name in DEFAULT_SPORTS else None)
-        if base_name is not None and base_name not in DEFAULT_SPORTS:
+        if base_name is not None and (
+            not isinstance(base_name, str) or base_name not in DEFAULT_SPORTS
+        ):
             raise ConfigError(
                 f"{prefix}.base", base_name, "is not a built-in profile", ", ".join(DEFAULT_SPORTS)
             )
@@ -693,6 +727,9 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(str(file), _MISSING, problem) from None
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # a TOMLDecodeError, or an integer of over 4300 digits
         raise ConfigError(str(file), _MISSING, f"is not valid TOML: {exc}") from None
-    return config_from_mapping(data)
+    try:
+        return config_from_mapping(data)
+    except ConfigError as exc:
+        raise exc.in_file(str(file)) from None

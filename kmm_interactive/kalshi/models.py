@@ -14,6 +14,7 @@ bid, buy NO and sell YES an ask.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,6 +63,13 @@ def items(value: Any, where: str) -> Sequence[Any]:
     if not isinstance(value, list):
         raise PayloadError(f"{where}: expected a JSON array, got {type(value).__name__}")
     return value
+
+
+def list_field(data: Json, name: str, where: str) -> Sequence[Any]:
+    """``data[name]`` as a JSON array; null or absent is empty, anything else (``{}``,
+    ``false``, ``""``) is refused rather than read as an empty list."""
+    value = data.get(name)
+    return [] if value is None else items(value, f"{where}.{name}")
 
 
 def field(data: Json, name: str, where: str, parse: Callable[[Any, str], T]) -> T:
@@ -141,9 +149,16 @@ def flag(value: Any, what: str) -> bool:
     return value
 
 
+#: An integer written as a string: ASCII digits, as for fixed-point values (``Decimal`` alone
+#: would also read "1e3", "1_000" and non-ASCII digits such as "١٢").
+_PLAIN_INTEGER: Final = re.compile(r"[+-]?[0-9]+(?:\.[0-9]*)?")
+
+
 def integer(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
         raise PayloadError(f"{what} must be an integer, not {type(value).__name__}")
+    if isinstance(value, str) and not _PLAIN_INTEGER.fullmatch(value.strip()):
+        raise PayloadError(f"{what} = {value[:40]!r} is not an integer (ASCII digits only)")
     try:
         number = Decimal(str(value).strip()) if not isinstance(value, int) else Decimal(value)
     except ArithmeticError:
@@ -241,8 +256,8 @@ class BookLevels:
     def from_wire(
         cls, data: Json, yes_key: str, no_key: str, where: str, *, yes_prices: bool
     ) -> BookLevels:
-        bids = levels(data.get(yes_key) or [], f"{where}.{yes_key}")
-        raw_no = levels(data.get(no_key) or [], f"{where}.{no_key}")
+        bids = levels(list_field(data, yes_key, where), f"{where}.{yes_key}")
+        raw_no = levels(list_field(data, no_key, where), f"{where}.{no_key}")
         asks = [(yes_side_of_wire("no", p, yes_prices=yes_prices)[1], n) for p, n in raw_no]
         return cls(tuple(bids), tuple(asks))
 
@@ -404,7 +419,7 @@ def parse_series(value: Any, where: str = "series") -> SeriesInfo:
         ticker=field(data, "ticker", where, text),
         title=optional(data, "title", where, label) or "",
         category=optional(data, "category", where, label) or "",
-        tags=_tuple_of(data.get("tags") or [], f"{where}.tags", text),
+        tags=_tuple_of(list_field(data, "tags", where), f"{where}.tags", text),
         fees=fees,
         volume=optional(data, "volume_fp", where, count),
     )
@@ -497,7 +512,7 @@ def parse_event(value: Any, where: str = "event") -> EventInfo:
         sub_title=optional(data, "sub_title", where, label) or "",
         mutually_exclusive=optional(data, "mutually_exclusive", where, flag) or False,
         strike_date=optional(data, "strike_date", where, timestamp),
-        markets=_tuple_of(data.get("markets") or [], f"{where}.markets", parse_market),
+        markets=_tuple_of(list_field(data, "markets", where), f"{where}.markets", parse_market),
     )
 
 
@@ -706,7 +721,7 @@ def parse_order_group(value: Any, where: str = "order_group", group_id: str = ""
         group_id=group_id or field(data, "id", where, text),
         contracts_limit=optional(data, "contracts_limit_fp", where, count),
         auto_cancel_enabled=field(data, "is_auto_cancel_enabled", where, flag),
-        order_ids=_tuple_of(data.get("orders") or [], f"{where}.orders", text),
+        order_ids=_tuple_of(list_field(data, "orders", where), f"{where}.orders", text),
     )
 
 
@@ -768,7 +783,7 @@ class EndpointCosts:
 def parse_endpoint_costs(value: Any, where: str = "endpoint costs") -> EndpointCosts:
     data = obj(value, where)
     costs: dict[tuple[str, str], int] = {}
-    for i, entry in enumerate(items(data.get("endpoint_costs") or [], f"{where}.endpoint_costs")):
+    for i, entry in enumerate(list_field(data, "endpoint_costs", where)):
         spot = f"{where}.endpoint_costs[{i}]"
         row = obj(entry, spot)
         method = field(row, "method", spot, text).upper()

@@ -463,7 +463,11 @@ def _time(data: Mapping[str, Any], name: str, **where: str | None) -> datetime:
         raise OddsPayloadError(f"{_show(value)} is not an ISO 8601 time", field=name, **where)
     if stamp.tzinfo is None:
         raise OddsPayloadError(f"{_show(value)} has no time zone", field=name, **where)
-    return stamp.astimezone(UTC)
+    try:
+        return stamp.astimezone(UTC)
+    except OverflowError:  # "0001-01-01T00:00:00+01:00" is in year 0 in UTC
+        problem = f"{_show(value)} is outside the years 1 to 9999 in UTC"
+    raise OddsPayloadError(problem, field=name, **where)
 
 
 def parse_bookmaker(data: object, event_id: str | None = None) -> BookmakerOdds:
@@ -537,7 +541,7 @@ def parse_event(data: object, *, with_odds: bool = True) -> OddsEvent:
     parsed: list[BookmakerOdds] = []
     skipped: list[OddsPayloadError] = []
     teams = {event.home_team, event.away_team}
-    for book in books:
+    for i, book in enumerate(books):
         try:
             line = parse_bookmaker(book, event_id)
             # An h2h line must name both teams; a third outcome can only be the draw.
@@ -554,6 +558,10 @@ def parse_event(data: object, *, with_odds: bool = True) -> OddsEvent:
                 )
             parsed.append(line)
         except OddsPayloadError as exc:
+            if exc.bookmaker is None:  # no key to name it by (so not counted as an event)
+                exc = OddsPayloadError(
+                    exc.problem, event_id=event_id, bookmaker=f"bookmakers[{i}]", field=exc.field
+                )
             skipped.append(exc)
     return OddsEvent(
         event.id,

@@ -199,30 +199,41 @@ class KalshiGame:
         The series is the event ticker's first part; the start is the markets'
         ``occurrence_datetime`` (``expected_expiration_time`` is "a few hours after the
         start" and is no start time). Raises :class:`ValueError` naming the event when the
-        markets are not of one event, a market has no ticker, an ``occurrence_datetime`` is
-        not an ISO time with a zone, or the markets give different ones.
+        markets are not JSON objects of one event, a market has no ticker or a
+        ``yes_sub_title`` that is not a string, an ``occurrence_datetime`` is not an ISO
+        time with a zone (within the years 1 to 9999 in UTC), or the markets give
+        different ones.
         """
         if not markets:
             raise ValueError("a game needs its markets")
-        events = {m.get("event_ticker") for m in markets}
-        event = next(iter(events))
-        if len(events) != 1 or not isinstance(event, str) or not event:
-            raise ValueError(f"the markets are not of one event: {sorted(map(str, events))}")
+        if not all(isinstance(m, Mapping) for m in markets):
+            kinds = sorted({type(m).__name__ for m in markets if not isinstance(m, Mapping)})
+            raise ValueError(f"a market is not a JSON object but {', '.join(kinds)}")
+        events = [m.get("event_ticker") for m in markets]  # maybe unhashable: a list
+        event = events[0]
+        if not isinstance(event, str) or not event or any(e != event for e in events):
+            seen = sorted({str(e)[:60] for e in events})
+            raise ValueError(f"the markets are not of one event: {seen}")
         pairs: list[tuple[str, str]] = []
         starts: set[datetime] = set()
         for m in markets:
             ticker = m.get("ticker")
             if not isinstance(ticker, str) or not ticker:
-                raise ValueError(f"{event}: a market has no ticker ({ticker!r})")
-            pairs.append((ticker, str(m.get("yes_sub_title") or "")))
+                raise ValueError(f"{event}: a market has no ticker ({ticker!r:.60})")
+            title = m.get("yes_sub_title")
+            if title is not None and not isinstance(title, str):
+                raise ValueError(
+                    f"{event}: {ticker} has yes_sub_title {str(title)[:60]!r}, not a string"
+                )
+            pairs.append((ticker, title or ""))
             stamp = m.get("occurrence_datetime")
             if stamp is None or stamp == "":
                 continue
             start = _aware(stamp)
             if start is None:
                 raise ValueError(
-                    f"{event}: {ticker} has occurrence_datetime {stamp!r}, not an ISO 8601 "
-                    "time with a zone"
+                    f"{event}: {ticker} has occurrence_datetime {str(stamp)[:60]!r}, not an "
+                    "ISO 8601 time with a zone (within the years 1 to 9999 in UTC)"
                 )
             starts.add(start)
         if len(starts) > 1:
@@ -247,9 +258,9 @@ def _aware(stamp: object) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(stamp)
-    except ValueError:
+        return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):  # OverflowError: out of range once in UTC
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
 
 
 def _is_tie(ticker: str, title: str) -> bool:
