@@ -49,7 +49,7 @@ import logging
 import math
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -232,6 +232,18 @@ class Session:
         self._connection = connection
         self._world = world
         self._journal_path = None if journal is None else Path(journal)
+        if sports is not None:  # tuple("nba") would be ("n", "b", "a")
+            names = list(sports) if isinstance(sports, Iterable) else None
+            if (
+                isinstance(sports, str)
+                or names is None
+                or not all(isinstance(n, str) for n in names)
+            ):
+                raise ValueError(
+                    f"sports = {sports!r}: give a list of profile names, e.g. ['nba'] "
+                    f"(have: {', '.join(config.sports)})"
+                )
+            sports = names
         self._sports = tuple(sports) if sports else None
         unknown = sorted(set(self._sports or ()) - set(config.sports))
         if unknown:
@@ -598,7 +610,7 @@ class Session:
     def submit(self, command: str, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
         """Run a control on the session's loop from any thread (widget callbacks). The
         future carries its result or its exception; nothing runs on the caller's thread."""
-        if command not in COMMANDS:
+        if not isinstance(command, str) or command not in COMMANDS:
             raise ValueError(f"unknown command {command!r} (have: {', '.join(sorted(COMMANDS))})")
         loop = self._loop
         if loop is None or loop.is_closed():

@@ -59,7 +59,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Final
 
-from kmm_interactive.config import Config, parse_duration
+from kmm_interactive.config import Config, ConfigError, parse_duration
 from kmm_interactive.domain import utc_now
 from kmm_interactive.odds.client import (
     OddsBoard,
@@ -83,6 +83,8 @@ log = logging.getLogger(__name__)
 
 #: The longest TTL an override may have: a forgotten override must not price a game for days.
 MAX_OVERRIDE_TTL: Final = 86400.0
+#: The shortest override TTL: the clock counts microseconds, so less is no time at all.
+MIN_OVERRIDE_TTL: Final = 1e-6
 #: A failed recheck is retried after this long, doubling each time up to the cap.
 RECHECK_RETRY_BASE: Final = 1.0
 RECHECK_RETRY_CAP: Final = 30.0
@@ -471,16 +473,27 @@ class TheoService:
         in the proportions of the feed's theo (equally without one). ``ttl`` is seconds or
         a duration such as "30m", above zero and at most 24 h."""
         game, market = self._resolve(ticker)
-        if isinstance(prob, bool) or not isinstance(prob, int | float) or not 0.0 < prob < 1.0:
+        # 1 − p must be inside (0, 1) too: p = 1e-300 leaves the other side at 1.0.
+        if (
+            isinstance(prob, bool)
+            or not isinstance(prob, int | float)
+            or not 0.0 < prob < 1.0
+            or not 0.0 < 1.0 - prob < 1.0
+        ):
             raise ValueError(
-                f"override probability {prob!r} for {ticker}: must be a number strictly "
-                "between 0 and 1 (the YES probability)"
+                f"override probability {prob!r:.40} for {ticker}: must be a number strictly "
+                "between 0 and 1 (the YES probability), and so must 1 − p"
             )
-        seconds = parse_duration(ttl, "ttl")
-        if not 0.0 < seconds <= MAX_OVERRIDE_TTL:
+        try:
+            seconds = parse_duration(ttl, "ttl")
+        except ConfigError as exc:
+            if exc.allowed:  # not a duration at all: said with the forms allowed
+                raise
+            seconds = math.nan  # negative or infinite: said below, with the limits
+        if not MIN_OVERRIDE_TTL <= seconds <= MAX_OVERRIDE_TTL:
             raise ValueError(
-                f"ttl = {ttl!r}: must be a positive duration of at most 24 h "
-                "(seconds, or e.g. '30m', '2h')"
+                f"ttl = {ttl!r:.40}: must be a positive duration of at most 24 h and at least "
+                "a microsecond, the clock's step (seconds, or e.g. '30m', '2h')"
             )
         if not isinstance(reason, str) or not reason.strip():
             raise ValueError(f"an override needs a reason saying why, got {reason!r}")

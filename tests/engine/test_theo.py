@@ -419,7 +419,7 @@ async def test_run_expires_an_override_on_time_and_says_so() -> None:
         ("GAME", 0.6, 0, "r", "positive duration of at most 24 h"),
         ("GAME", 0.6, "25h", "r", "positive duration of at most 24 h"),
         ("GAME", 0.6, 86400.5, "r", "positive duration of at most 24 h"),
-        ("GAME", 0.6, -5, "r", "non-negative duration"),
+        ("GAME", 0.6, -5, "r", "positive duration of at most 24 h"),
         ("GAME", 0.6, "soon", "r", "not a duration"),
         ("GAME", 0.6, "30m", "", "needs a reason"),
         ("GAME", 0.6, "30m", "   ", "needs a reason"),
