@@ -40,7 +40,7 @@ from kmm_interactive.odds.client import OddsBoard, OddsPayloadError, parse_board
 from kmm_interactive.pricing.consensus import ConsensusParams, consensus
 from kmm_interactive.sim import wire
 from kmm_interactive.sim.clock import VirtualClock
-from kmm_interactive.sim.exchange import Exchange
+from kmm_interactive.sim.exchange import Exchange, SimMarket, SimOrder
 from kmm_interactive.sim.scenario import build_scenario
 
 T0 = 1_750_000_000.0
@@ -132,20 +132,27 @@ def on_the_wire(payload: object) -> object:
 # --------------------------------------------------------------------------- REST payloads
 
 
-@cache
-def rest_payloads() -> dict[str, tuple[Callable[[Any], object], dict[str, Any]]]:
-    """Real payloads of every REST object we read, printed by the embedded exchange after
-    a little trading, each with its reader."""
+def traded_exchange() -> tuple[Exchange, SimMarket, SimOrder]:
+    """A new embedded exchange core where alice rests a bid for 10 and bob sells 4 into it:
+    (the exchange, the market, alice's order)."""
     scn = build_scenario("small", seed=4, now=T0, speed=10.0)
     ex = Exchange.from_scenario(scn, VirtualClock(T0))
     ex.open_account("alice")
     ex.open_account("bob")
     market = next(m for m in ex.markets.values() if m.status == "active")
     gtc = {"time_in_force": "good_till_canceled", "self_trade_prevention_type": "taker_at_cross"}
-    resting = ex.create_order(
+    order = ex.create_order(
         "alice", ticker=market.ticker, side="bid", price="0.4000", count="10.00", **gtc
     )
     ex.create_order("bob", ticker=market.ticker, side="ask", price="0.4000", count="4.00", **gtc)
+    return ex, market, order
+
+
+@cache
+def rest_payloads() -> dict[str, tuple[Callable[[Any], object], dict[str, Any]]]:
+    """Real payloads of every REST object we read, printed by the embedded exchange after
+    a little trading, each with its reader."""
+    ex, market, resting = traded_exchange()
     fill = ex.account("alice").fills[0]
     position = ex.position("alice", market.ticker)
     event = ex.events[market.event_ticker]
@@ -265,16 +272,7 @@ def test_a_reader_refuses_what_is_not_an_object_at_all() -> None:
 @cache
 def ws_frames() -> list[str]:
     """Real frames of every channel, printed the way the embedded exchange sends them."""
-    scn = build_scenario("small", seed=4, now=T0, speed=10.0)
-    ex = Exchange.from_scenario(scn, VirtualClock(T0))
-    ex.open_account("alice")
-    ex.open_account("bob")
-    market = next(m for m in ex.markets.values() if m.status == "active")
-    gtc = {"time_in_force": "good_till_canceled", "self_trade_prevention_type": "taker_at_cross"}
-    order = ex.create_order(
-        "alice", ticker=market.ticker, side="bid", price="0.4000", count="10.00", **gtc
-    )
-    ex.create_order("bob", ticker=market.ticker, side="ask", price="0.4000", count="4.00", **gtc)
+    ex, market, order = traded_exchange()
     fill = ex.account("alice").fills[0]
     position = ex.position("alice", market.ticker)
     msgs = [
